@@ -1,0 +1,201 @@
+"""The `fraudwatch` command line (typer). Commands parse arguments and call plain functions."""
+
+from __future__ import annotations
+
+import os
+import sys
+from datetime import date
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from pipelines.errors import FraudwatchError
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Find benefit fraud by cross-checking registries.")
+rules_app = typer.Typer(no_args_is_help=True, help="List, lint and test the YAML rules.")
+app.add_typer(rules_app, name="rules")
+console = Console()
+err = Console(stderr=True)
+
+
+class Format(str, Enum):
+    csv = "csv"
+    parquet = "parquet"
+
+
+def _fail(exc: FraudwatchError) -> None:
+    err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+def _parse_params(items: list[str]) -> dict[str, dict[str, str]]:
+    params: dict[str, dict[str, str]] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        rule, dot, name = key.partition(".")
+        if not sep or not dot or not rule or not name:
+            raise typer.BadParameter(f"{item!r}: expected RULE_ID.PARAM=VALUE, e.g. refund_retained.deadline_days=90")
+        params.setdefault(rule, {})[name] = value
+    return params
+
+
+@app.command()
+def run(
+    input: Path = typer.Option(..., "--input", "-i", help="Landing folder with the extracts."),
+    output: Path = typer.Option(..., "--output", "-o", help="Output folder (warehouse, runs/, latest)."),
+    as_of: Optional[str] = typer.Option(None, "--as-of", help="Reference date YYYY-MM-DD (default: today)."),
+    rules: list[str] = typer.Option([], "--rules", help="Only these rule ids (repeatable)."),
+    category: list[str] = typer.Option([], "--category", help="Only rules of these categories (repeatable)."),
+    param: list[str] = typer.Option([], "--param", help="Override a rule parameter: RULE_ID.PARAM=VALUE."),
+    memory_limit: Optional[str] = typer.Option(None, help="DuckDB memory limit, e.g. 16GB."),
+    prefect: bool = typer.Option(True, "--prefect/--no-prefect", help="Run as a Prefect flow (temporary local server) or as plain functions."),
+) -> None:
+    """Run the audit: ingest → validate → load → detect → publish."""
+    try:
+        reference = date.fromisoformat(as_of) if as_of else date.today()
+    except ValueError:
+        raise typer.BadParameter(f"--as-of {as_of!r}: expected YYYY-MM-DD") from None
+    params = _parse_params(param)
+    try:
+        if prefect:
+            os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+            from pipelines.flows import audit_flow
+
+            state = audit_flow(input=str(input), output=str(output), as_of=reference, rules=list(rules),
+                               categories=list(category), parameters=params, memory_limit=memory_limit,
+                               return_state=True)
+            if not state.is_completed():
+                state.result()  # re-raises the flow's error
+            from pipelines.publish import resolve_run
+            _print_run(resolve_run(output, "latest"))
+        else:
+            from pipelines.pipeline import RunConfig
+            from pipelines.stages import run_pipeline
+
+            config = RunConfig(input=input, output=output, as_of=reference, rule_ids=tuple(rules),
+                               categories=tuple(category), parameters=params, memory_limit=memory_limit)
+            with console.status("starting") as status:
+                summary = run_pipeline(config, progress=lambda stage: status.update(f"{stage} …"))
+            _print_run(summary.run_dir)
+    except FraudwatchError as exc:
+        _fail(exc)
+
+
+def _print_run(run_dir: Path) -> None:
+    import json
+
+    manifest = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
+    table = Table(title=f"run {manifest['run_id']}  (as of {manifest['parameters']['as_of']})")
+    for col in ("rule", "hits", "amount at risk (元)", "status"):
+        table.add_column(col, justify="right" if col in ("hits", "amount at risk (元)") else "left")
+    for r in manifest["rules"]:
+        status = r["status"] if r["status"] == "ran" else "skipped: needs " + ", ".join(r["missing"])
+        table.add_row(r["id"], str(r["rows"]), manifest["amount_per_rule"].get(r["id"], ""), status)
+    console.print(table)
+    output = Path(manifest["parameters"]["output"])
+    console.print(f"warehouse:          {output / 'warehouse.duckdb'}")
+    console.print(f"suspects:           {run_dir / 'suspects.parquet'}")
+    console.print(f"manifest:           {run_dir / 'manifest.json'}")
+    console.print(f"validation report:  {run_dir / 'validation'}")
+    console.print(f"quarantine:         {run_dir / 'quarantine'}  ({sum(manifest['quarantined_per_extract'].values())} rows)")
+    console.print(f"latest:             {output / 'latest'} -> {run_dir.name}")
+    for note in manifest["notes"]:
+        console.print(f"note: {note}", highlight=False)
+
+
+@app.command()
+def synth(
+    persons: int = typer.Option(3000, help="Number of pensioners."),
+    months: int = typer.Option(12, help="Number of benefit months."),
+    seed: int = typer.Option(1, help="Random seed: same seed, same bytes."),
+    out: Path = typer.Option(..., "--out", help="Folder to write the extracts into."),
+    format: Format = typer.Option(Format.csv, "--format", help="csv or parquet."),
+    messy: bool = typer.Option(False, "--messy", help="Real-export mess: GB18030, Chinese headers, mixed formats, bad rows."),
+) -> None:
+    """Write synthetic extracts with planted fraud cases and their ground truth."""
+    from pipelines.synth import generate
+
+    try:
+        with console.status(f"generating {persons} persons × {months} months"):
+            summary = generate(persons=persons, months=months, seed=seed, out=out, fmt=format.value, messy=messy)
+    except FraudwatchError as exc:
+        _fail(exc)
+    console.print(summary)
+
+
+@rules_app.command("list")
+def rules_list(rules_dir: Optional[Path] = typer.Option(None, help="Rules folder (default: rules/).")) -> None:
+    """Every rule with its category, severity, status and the extracts it needs."""
+    from pipelines.rules.loader import load_rules
+
+    try:
+        rules = load_rules(rules_dir) if rules_dir else load_rules()
+    except FraudwatchError as exc:
+        _fail(exc)
+    table = Table()
+    for col in ("id", "v", "category", "severity", "status", "requires", "title"):
+        table.add_column(col)
+    for r in rules:
+        table.add_row(r.id, str(r.version), r.category, r.severity, r.status, ", ".join(r.requires), r.title)
+    console.print(table)
+
+
+@rules_app.command("lint")
+def rules_lint(rules_dir: Optional[Path] = typer.Option(None, help="Rules folder (default: rules/).")) -> None:
+    """Parse every rule and check its SQL without running it."""
+    from pipelines.rules.engine import lint_rules
+    from pipelines.rules.loader import load_rules
+
+    try:
+        rules = load_rules(rules_dir, check_sql=False) if rules_dir else load_rules(check_sql=False)
+    except FraudwatchError as exc:
+        _fail(exc)
+    problems = lint_rules(rules)
+    for problem in problems:
+        err.print(f"[red]✗[/] {problem}", highlight=False)
+    if problems:
+        raise typer.Exit(1)
+    console.print(f"[green]✓[/] {len(rules)} rules OK")
+
+
+@rules_app.command("test")
+def rules_test(
+    rule_id: Optional[str] = typer.Argument(None, help="Only this rule."),
+    rules_dir: Optional[Path] = typer.Option(None, help="Rules folder (default: rules/)."),
+) -> None:
+    """Run each rule's embedded test cases against a scratch database."""
+    from pipelines.rules.casetest import run_rule_cases
+    from pipelines.rules.loader import load_rules
+
+    try:
+        rules = load_rules(rules_dir) if rules_dir else load_rules()
+    except FraudwatchError as exc:
+        _fail(exc)
+    if rule_id:
+        rules = [r for r in rules if r.id == rule_id]
+        if not rules:
+            err.print(f"error: no rule with id {rule_id!r}; `fraudwatch rules list` shows the ids")
+            raise typer.Exit(2)
+    failed = 0
+    for rule in rules:
+        for result in run_rule_cases(rule):
+            mark = "[green]✓[/]" if result.passed else "[red]✗[/]"
+            console.print(f"{mark} {rule.id} :: {result.case}", highlight=False)
+            for problem in result.problems:
+                console.print(f"    {problem}", highlight=False)
+            failed += not result.passed
+    if failed:
+        err.print(f"{failed} case(s) failed")
+        raise typer.Exit(1)
+
+
+def main() -> None:  # pragma: no cover - entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,114 @@
+"""The audit run as plain functions: ingest → validate → load → detect → publish.
+
+`run_pipeline` calls them in order; `pipelines.flows` wraps the same functions in Prefect tasks.
+Nothing here knows about Prefect.
+"""
+
+from __future__ import annotations
+
+import resource
+import shutil
+import time
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any, Callable
+
+from pipelines.contracts import DEFAULT_CONTRACTS_DIR, Contract, load_contracts
+from pipelines.errors import ExtractError, RunError
+from pipelines import publish
+
+DEFAULT_RULES_DIR = Path(__file__).resolve().parent.parent / "rules"
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything a run depends on. Same config + same input files → same suspect rows."""
+
+    input: Path
+    output: Path
+    as_of: date
+    rule_ids: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    parameters: dict[str, dict[str, Any]] = field(default_factory=dict)
+    rules_dir: Path = DEFAULT_RULES_DIR
+    contracts_dir: Path = DEFAULT_CONTRACTS_DIR
+    warehouse: Path | None = None
+    memory_limit: str | None = None
+    threads: int | None = None
+
+    @property
+    def warehouse_path(self) -> Path:
+        return self.warehouse or Path(self.output) / "warehouse.duckdb"
+
+
+@dataclass
+class RunContext:
+    """State of one run in progress."""
+
+    config: RunConfig
+    run_id: str
+    partial: Path
+    staging: Path
+    previous: Path | None
+    contracts: dict[str, Contract]
+    timings: dict[str, float] = field(default_factory=dict)
+    peak_rss_mb: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, in MiB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class _Stage:
+    def __init__(self, ctx: RunContext, name: str, progress: Progress | None) -> None:
+        self.ctx, self.name, self.progress = ctx, name, progress
+
+    def __enter__(self) -> "_Stage":
+        if self.progress:
+            self.progress(self.name)
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.ctx.timings[self.name] = round(time.perf_counter() - self.start, 3)
+        self.ctx.peak_rss_mb[self.name] = round(peak_rss_mb(), 1)
+
+
+def prepare_run(config: RunConfig) -> RunContext:
+    """Check the input folder, load the contracts and open a partial run folder."""
+    landing = Path(config.input)
+    if not landing.is_dir():
+        raise RunError("input folder not found", file=landing, hint="pass the landing folder with --input")
+    contracts = load_contracts(config.contracts_dir)
+    output = Path(config.output)
+    output.mkdir(parents=True, exist_ok=True)
+    previous_id = publish.latest_run_id(output)
+    previous = publish.runs_dir(output) / previous_id if previous_id else None
+    run_id = publish.new_run_id()
+    partial = publish.start_run(output, run_id)
+    staging = output / "staging" / run_id
+    staging.mkdir(parents=True, exist_ok=True)
+    return RunContext(config, run_id, partial, staging, previous, contracts)
+
+
+def run_stage(ctx: RunContext, name: str, fn: Callable[..., Any], *args: Any, progress: Progress | None = None) -> Any:
+    """Run one stage function, recording its wall time and the peak memory after it."""
+    with _Stage(ctx, name, progress):
+        return fn(ctx, *args)
+
+
+def finish_run(ctx: RunContext) -> Path:
+    """Make the run visible and move `latest`; remove staging."""
+    final = publish.commit_run(Path(ctx.config.output), ctx.partial, ctx.run_id)
+    shutil.rmtree(ctx.staging, ignore_errors=True)
+    return final
+
+
+def fail_run(ctx: RunContext) -> None:
+    """Drop everything a failed run wrote; `latest` stays where it was."""
+    publish.abort_run(ctx.partial)
+    shutil.rmtree(ctx.staging, ignore_errors=True)

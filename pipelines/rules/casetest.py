@@ -1,0 +1,98 @@
+"""The embedded test runner: each case of a rule builds a scratch warehouse from its rows, runs
+the rule through the real engine and compares the hits with ``expect``.
+
+The hit set must match exactly (no missing, no extra subjects); for each expected hit the
+amount is compared as exact text (``'8123.40'``, or null), and first/last period, region code
+and ``reason_contains`` fragments when the case gives them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipelines.errors import RuleError, RuleTestFailure
+from pipelines.rules.engine import run_rules
+from pipelines.rules.model import Case, Rule
+from pipelines.rules.scratch import CaseDataError, make_scratch_db
+
+
+@dataclass
+class CaseResult:
+    """Outcome of one embedded test case."""
+
+    rule_id: str
+    case: str
+    line: int | None
+    passed: bool
+    problems: list[str] = field(default_factory=list)
+    hits: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _compare(case: Case, hits: list[dict[str, Any]]) -> list[str]:
+    problems: list[str] = []
+    got = {h["subject_id"]: h for h in hits}
+    want = {e.subject_id: e for e in case.expect}
+    for sid in sorted(set(want) - set(got)):
+        problems.append(f"expected a hit for {sid}, got none")
+    for sid in sorted(set(got) - set(want)):
+        h = got[sid]
+        problems.append(f"unexpected hit for {sid} (amount {h['amount_at_risk']}, {h['first_period']}..{h['last_period']})")
+    for sid in sorted(set(want) & set(got)):
+        e, h = want[sid], got[sid]
+        amount = None if h["amount_at_risk"] is None else f"{h['amount_at_risk']:.2f}"
+        if amount != e.amount_at_risk:
+            problems.append(f"{sid}: amount_at_risk {amount}, expected {e.amount_at_risk}")
+        for key in ("first_period", "last_period", "region_code"):
+            expected = getattr(e, key)
+            if expected is not None and h[key] != expected:
+                problems.append(f"{sid}: {key} {h[key]!r}, expected {expected!r}")
+        for fragment in e.reason_contains:
+            if fragment not in (h["reason"] or ""):
+                problems.append(f"{sid}: reason lacks {fragment!r}: {h['reason']}")
+    return problems
+
+
+def run_case(rule: Rule, index: int) -> CaseResult:
+    """Run the rule's ``index``-th case; problems (wrong hits, bad case data, rule errors) are
+    reported in the result, not raised."""
+    case = rule.tests[index]
+    line = rule.line_of("tests", index)
+    result = CaseResult(rule.id, case.name, line, passed=False)
+    try:
+        con = make_scratch_db(case.tables)
+    except CaseDataError as exc:
+        result.problems.append(f"bad case data: {exc}")
+        return result
+    try:
+        run = run_rules(con, [rule], case.as_of, {rule.id: case.parameters} if case.parameters else None)
+    except RuleError as exc:
+        result.problems.append(f"rule failed: {exc}")
+        return result
+    finally:
+        con.close()
+    if run.skipped:
+        result.problems.append(f"rule was skipped: missing {', '.join(run.skipped[0].missing)}")
+        return result
+    result.hits = run.table.to_pylist()
+    result.problems = _compare(case, result.hits)
+    result.passed = not result.problems
+    return result
+
+
+def run_rule_cases(rule: Rule) -> list[CaseResult]:
+    """Run every embedded case of ``rule``."""
+    return [run_case(rule, i) for i in range(len(rule.tests))]
+
+
+def assert_rule_cases(rule: Rule) -> None:
+    """Run the cases and raise :class:`RuleTestFailure` (file, line of the case, rule) on the first failure."""
+    for result in run_rule_cases(rule):
+        if not result.passed:
+            raise RuleTestFailure(
+                f"test case {result.case!r} failed: " + "; ".join(result.problems),
+                file=rule.path,
+                line=result.line,
+                rule=rule.id,
+                hint="fix the rule or the case's expectations",
+            )
