@@ -1,0 +1,129 @@
+"""Synthetic extract generator (`fraudwatch synth`): a realistic population with planted
+fraud cases, near misses and the exact ground truth a correct run must report.
+
+Layout: `population` (people, IDs, names, calendar), `cases` (planted person cases),
+`background` (everyone else, clean by construction), `firms` (refunds and transfers),
+`truth` (ground truth), `extracts` (canonical frames), `messy` and `writer` (files)."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from pipelines.contracts import load_contracts
+from pipelines.errors import RunError
+from pipelines.synth import extracts
+from pipelines.synth.background import plant_background
+from pipelines.synth.cases import MIN_MONTHS, Ctx, cases_per_kind, plant_persons
+from pipelines.synth.firms import DEADLINE_DAYS, build_firms
+from pipelines.synth.plan import Plan
+from pipelines.synth.population import Calendar, build_population
+from pipelines.synth.truth import ground_truth
+from pipelines.synth.writer import ExtractWriter, write_parquet
+
+MIN_PERSONS = 200
+EXTRACTS = ["pension_payments", "deaths", "household", "prisoners", "subsidy_payments",
+            "stabilization_refunds", "refund_transfers"]
+AS_OF_MARGIN_MONTHS = 3
+
+
+@dataclass(frozen=True)
+class SynthSummary:
+    """What `generate` wrote."""
+
+    out: Path
+    rows: dict[str, int]          # data rows per extract (planted unreadable rows not counted)
+    bad_rows: int                 # planted unreadable rows (messy only)
+    cases: dict[str, int]         # ground-truth suspects per category
+    near_misses: int
+    valid_as_of_from: str         # ground truth holds for any as_of on or after this date
+    files: list[Path] = field(default_factory=list)
+
+
+def _check(persons: int, months: int, fmt: str, start_period: str) -> None:
+    if persons < MIN_PERSONS:
+        raise RunError(f"--persons {persons} is too small", hint=f"use at least {MIN_PERSONS}")
+    if months < MIN_MONTHS:
+        raise RunError(f"--months {months} is too small", hint=f"use at least {MIN_MONTHS}")
+    if fmt not in ("csv", "parquet"):
+        raise RunError(f"unknown format {fmt!r}", hint="use csv or parquet")
+    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", start_period):
+        raise RunError(f"start period {start_period!r} is not YYYY-MM")
+
+
+def _clear(out: Path) -> None:
+    """Remove files an earlier synth run left here, so no stale month lingers."""
+    for name in EXTRACTS:
+        for path in out.glob(f"{name}*"):
+            if path.is_file() and path.suffix in (".csv", ".parquet"):
+                path.unlink()
+    for name in ("ground_truth.parquet", "near_misses.parquet", "planted_bad_rows.parquet", "synth_meta.json"):
+        (out / name).unlink(missing_ok=True)
+
+
+def generate(
+    persons: int,
+    months: int,
+    seed: int,
+    out: Path,
+    fmt: Literal["csv", "parquet"] = "csv",
+    messy: bool = False,
+    start_period: str = "2024-01",
+) -> SynthSummary:
+    """Write the seven extracts, ground_truth.parquet, near_misses.parquet,
+    planted_bad_rows.parquet and synth_meta.json into `out`. Same arguments, same bytes."""
+    _check(persons, months, fmt, start_period)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    _clear(out)
+    streams = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(5)]
+    cal = Calendar.from_period(start_period, months)
+    pop = build_population(streams[0], persons)
+    plan = Plan()
+    planted = plant_persons(Ctx(streams[1], cal, pop, plan))
+    plant_background(Ctx(streams[2], cal, pop, plan), planted)
+    firms = build_firms(Ctx(streams[3], cal, pop, plan))
+    gt, near = ground_truth(pop, cal, plan, firms)
+    extracts.apply_names(pop, plan)
+
+    writer = ExtractWriter(out, fmt, messy, load_contracts(), streams[4])
+    book = extracts.pension_book(pop, plan)
+    for m in range(months):
+        writer.write("pension_payments", extracts.pension_month(book, cal, m),
+                     f"pension_payments_{cal.period_text(m).replace('-', '')}")
+    del book
+    writer.write("deaths", extracts.deaths(pop, plan))
+    writer.write("household", extracts.household(pop, plan))
+    writer.write("prisoners", extracts.prisoners(pop, plan))
+    writer.write("subsidy_payments", extracts.subsidy_payments(pop, cal, plan))
+    writer.write("stabilization_refunds", extracts.refunds(firms))
+    writer.write("refund_transfers", extracts.transfers(firms))
+
+    write_parquet(gt, out / "ground_truth.parquet")
+    write_parquet(near, out / "near_misses.parquet")
+    bad = writer.bad_rows()
+    write_parquet(bad, out / "planted_bad_rows.parquet")
+
+    valid_from = str((cal.start + months + AS_OF_MARGIN_MONTHS).astype("datetime64[D]"))
+    cases = {k: int(v) for k, v in gt.group_by("category").len().sort("category").iter_rows()}
+    meta = {
+        "generator": "pipelines.synth",
+        "persons": persons, "months": months, "seed": seed, "format": fmt, "messy": messy,
+        "start_period": start_period, "end_period": cal.period_text(months - 1),
+        "valid_as_of_from": valid_from, "refund_deadline_days": DEADLINE_DAYS,
+        "cases_per_kind": cases_per_kind(persons),
+        "rows": writer.rows, "planted_bad_rows": len(bad), "ground_truth": cases, "near_misses": len(near),
+    }
+    (out / "synth_meta.json").write_text(json.dumps(meta, ensure_ascii=False, indent=2, sort_keys=True) + "\n",
+                                         encoding="utf-8")
+    files = writer.files + [out / n for n in
+                            ("ground_truth.parquet", "near_misses.parquet", "planted_bad_rows.parquet", "synth_meta.json")]
+    return SynthSummary(out, dict(writer.rows), len(bad), cases, len(near), valid_from, files)
+
+
+__all__ = ["generate", "SynthSummary"]

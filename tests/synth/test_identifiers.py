@@ -1,0 +1,67 @@
+"""Person IDs, USCCs and bank accounts are valid, recomputed here independently."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import polars as pl
+
+from pipelines.synth.reference import REGIONS
+from synth_helpers import id_ok, luhn_ok, upgrade, uscc_ok
+
+
+def rows(path: Path) -> list[dict[str, str]]:
+    with open(path, encoding="utf-8", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_checksum_helpers_reject_corruption():
+    assert id_ok("11010119491001001X") and not id_ok("110101194910010011")
+    assert uscc_ok("91110101000000019Y") and not uscc_ok("91110101000000019X")
+    assert luhn_ok("4111111111111111") and not luhn_ok("4111111111111112")
+
+
+def test_person_ids_valid_unique_and_consistent_with_household(clean_csv):
+    house = rows(clean_csv / "household.csv")
+    ids = [r["person_id"] for r in house]
+    assert len(ids) == len(set(ids)) == 300
+    regions = {str(code) for code, _ in REGIONS}
+    for r in house:
+        pid = r["person_id"]
+        assert id_ok(pid), pid
+        assert pid[:6] in regions
+        assert r["birth_date"].replace("-", "") == pid[6:14]
+        assert (int(pid[16]) % 2 == 1) == (r["gender"] == "男")
+    known = set(ids)
+    for f in sorted(clean_csv.glob("pension_payments_*.csv")):
+        for r in rows(f):
+            pid = r["person_id"]
+            full = upgrade(pid) if len(pid) == 15 else pid
+            assert id_ok(full) and full in known, pid
+
+
+def test_legacy_15_digit_ids_exist_only_where_planted(clean_csv):
+    legacy = [r["person_id"] for f in clean_csv.glob("pension_payments_*.csv") for r in rows(f) if len(r["person_id"]) == 15]
+    assert legacy, "the dcr_legacy15 case pays under a 15-digit ID"
+
+
+def test_firm_ids_valid_and_invalid_recipients_planted(clean_csv):
+    refunds = rows(clean_csv / "stabilization_refunds.csv")
+    assert all(uscc_ok(r["firm_id"]) for r in refunds)
+    assert len({r["firm_id"] for r in refunds}) == len(refunds)
+    recipients = [r["recipient_id"] for r in rows(clean_csv / "refund_transfers.csv")]
+    assert any(not uscc_ok(x) for x in recipients), "a transfer to an invalid USCC is planted"
+    assert sum(not uscc_ok(x) for x in recipients) < len(recipients) / 2
+    gt = pl.read_parquet(clean_csv / "ground_truth.parquet").filter(pl.col("subject_type") == "firm")
+    assert all(uscc_ok(x) for x in gt["subject_id"])
+
+
+def test_bank_accounts_valid_and_one_per_person(clean_csv):
+    owner: dict[str, str] = {}
+    for f in clean_csv.glob("pension_payments_*.csv"):
+        for r in rows(f):
+            acct = r["bank_account"]
+            assert acct.isdigit() and 16 <= len(acct) <= 19 and luhn_ok(acct), acct
+            pid = r["person_id"] if len(r["person_id"]) == 18 else upgrade(r["person_id"])
+            assert owner.setdefault(acct, pid) == pid
