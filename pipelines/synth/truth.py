@@ -41,10 +41,15 @@ def _month_index(cal: Calendar, date: pl.Expr) -> pl.Expr:
 
 
 def _summarise(rows: pl.DataFrame, category: str) -> pl.DataFrame:
+    """One row per person; region = the region with the largest improper amount (tie: lower code),
+    the convention the rules use."""
+    top_region = (rows.group_by("person", "region").agg(rfen=pl.col("fen").sum())
+                  .sort(["person", "rfen", "region"], descending=[False, True, False])
+                  .group_by("person", maintain_order=True).first().select("person", "region"))
     return rows.group_by("person").agg(
         category=pl.lit(category), fen=pl.col("fen").sum(), first=pl.col("period").min(),
-        last=pl.col("period").max(), region=pl.col("region").min(),
-    )
+        last=pl.col("period").max(),
+    ).join(top_region, on="person")
 
 
 def person_suspects(plan: Plan, cal: Calendar, subjects: np.ndarray) -> pl.DataFrame:

@@ -67,10 +67,15 @@ pdi AS (
 improper AS (
     SELECT * FROM pad UNION ALL SELECT * FROM sad UNION ALL SELECT * FROM dcr
     UNION ALL SELECT * FROM dcs UNION ALL SELECT * FROM pdi),
-people AS (
+people_totals AS (
     SELECT category, 'person' AS subject_type, person AS subject_id, sum(amount) AS amount_at_risk,
-           min(period) AS first_period, max(period) AS last_period, min(region_code) AS region_code
+           min(period) AS first_period, max(period) AS last_period
     FROM improper GROUP BY category, person),
+top_region AS (
+    SELECT category, person, region_code FROM improper GROUP BY category, person, region_code
+    QUALIFY row_number() OVER (PARTITION BY category, person ORDER BY sum(amount) DESC, region_code) = 1),
+people AS (
+    SELECT p.*, t.region_code FROM people_totals p JOIN top_region t ON t.category = p.category AND t.person = p.subject_id),
 counted AS (
     SELECT r.firm_id, sum(CAST(t.amount AS DECIMAL(18,2))) AS sent
     FROM refund_transfers t JOIN stabilization_refunds r ON upper(t.firm_id) = upper(r.firm_id)
