@@ -193,6 +193,10 @@ def rules_test(
         raise typer.Exit(1)
 
 
+# Commands for auditors and analysts (export, outcomes, person) live in their own module.
+from pipelines import cli_audit  # noqa: E402,F401  (registers its commands on `app`)
+
+
 def main() -> None:  # pragma: no cover - entry point
     app()
 

@@ -1,0 +1,89 @@
+"""Prefect flows. Thin: each task wraps one stage function from `pipelines.stages`.
+
+Deployments and schedules are in `prefect.yaml`; `fraudwatch run` calls `audit_flow` directly
+(Prefect then starts a temporary local server: no server to start by hand).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_progress_artifact, \
+    create_table_artifact, update_progress_artifact
+from prefect.cache_policies import NO_CACHE
+
+from pipelines import stages
+from pipelines.pipeline import RunConfig, fail_run, prepare_run, run_stage
+from pipelines.report import summary_markdown, summary_rows
+
+# IO stages retry (a landing folder on a network share can hiccup); pure stages do not.
+_io = dict(retries=2, retry_delay_seconds=10, cache_policy=NO_CACHE)
+
+
+@task(name="ingest", **_io)
+def ingest_task(ctx):
+    return run_stage(ctx, "ingest", stages.ingest_stage)
+
+
+@task(name="validate", cache_policy=NO_CACHE)
+def validate_task(ctx, ingested):
+    return run_stage(ctx, "validate", stages.validate_stage, ingested)
+
+
+@task(name="load", **_io)
+def load_task(ctx, ingested):
+    return run_stage(ctx, "load", stages.load_stage, ingested)
+
+
+@task(name="detect", cache_policy=NO_CACHE)
+def detect_task(ctx):
+    return run_stage(ctx, "detect", stages.detect_stage)
+
+
+@task(name="publish", **_io)
+def publish_task(ctx, ingested, validations, loaded, hits):
+    return run_stage(ctx, "publish", stages.publish_stage, ingested, validations, loaded, hits)
+
+
+@flow(name="fraudwatch-audit", log_prints=True)
+def audit_flow(
+    input: str,
+    output: str,
+    as_of: date | None = None,
+    rules: list[str] | None = None,
+    categories: list[str] | None = None,
+    parameters: dict[str, dict[str, Any]] | None = None,
+    memory_limit: str | None = None,
+) -> dict[str, Any]:
+    """ingest → validate → load → detect → publish; publishes a hit table, a summary and a link as artifacts."""
+    config = RunConfig(
+        input=Path(input), output=Path(output), as_of=as_of or date.today(),
+        rule_ids=tuple(rules or ()), categories=tuple(categories or ()),
+        parameters=parameters or {}, memory_limit=memory_limit,
+    )
+    logger = get_run_logger()
+    ctx = prepare_run(config)
+    progress = create_progress_artifact(progress=0.0, description="fraudwatch audit run progress")
+    try:
+        ingested = ingest_task(ctx)
+        update_progress_artifact(progress, 25.0)
+        validations = validate_task(ctx, ingested)
+        update_progress_artifact(progress, 40.0)
+        loaded = load_task(ctx, ingested)
+        update_progress_artifact(progress, 60.0)
+        hits = detect_task(ctx)
+        update_progress_artifact(progress, 85.0)
+        summary = publish_task(ctx, ingested, validations, loaded, hits)
+        update_progress_artifact(progress, 100.0)
+    except BaseException:
+        fail_run(ctx)
+        raise
+    create_table_artifact(key="fraudwatch-hits", table=summary_rows(summary), description="Hits and amounts per rule")
+    create_markdown_artifact(key="fraudwatch-summary", markdown=summary_markdown(summary), description="Run summary")
+    create_link_artifact(key="fraudwatch-suspects", link=summary.suspects.resolve().as_uri(), link_text="suspects.parquet")
+    for note in summary.notes:
+        logger.info(note)
+    return stages.summary_dict(summary)

@@ -1,0 +1,218 @@
+"""The five stages of an audit run, each a plain function of the run context.
+
+ingest → validate → load → detect → publish. `run_pipeline` calls them in order; the Prefect flow in
+`pipelines.flows` wraps each in a task. A failure anywhere drops the partial run and leaves `latest` alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from pipelines import publish, warehouse
+from pipelines.errors import RunError
+from pipelines.ingest import IngestResult, discover_extracts, ingest_extract
+from pipelines.pipeline import Progress, RunConfig, RunContext, fail_run, finish_run, peak_rss_mb, prepare_run, run_stage
+from pipelines.rules.engine import RunHits, run_rules
+from pipelines.rules.loader import load_rules
+from pipelines.rules.model import Rule
+from pipelines.validate import ExtractValidation, build_data_docs, raise_for_failures, validate_extract
+
+
+@dataclass
+class RunSummary:
+    """What a finished run reports to the user and to Prefect."""
+
+    run_id: str
+    run_dir: Path
+    warehouse: Path
+    suspects: Path
+    validation_report: Path | None
+    quarantine_dir: Path
+    hits_per_rule: dict[str, int]
+    amount_per_rule: dict[str, str]
+    skipped_rules: dict[str, list[str]]
+    absent_extracts: list[str]
+    rows_per_extract: dict[str, int]
+    quarantined_per_extract: dict[str, int]
+    timings: dict[str, float]
+    peak_rss_mb: float
+    notes: list[str] = field(default_factory=list)
+
+
+def ingest_stage(ctx: RunContext) -> dict[str, IngestResult]:
+    """Find the extracts in the landing folder and stage each as typed Parquet + quarantine."""
+    landing = Path(ctx.config.input)
+    found = discover_extracts(landing, ctx.contracts)
+    for path in found.unrecognised:
+        ctx.notes.append(f"ignored {path.relative_to(landing)}: its name matches no extract")
+    absent = sorted(set(ctx.contracts) - set(found))
+    if absent:
+        ctx.notes.append("extracts absent from the landing folder: " + ", ".join(absent))
+    if not found:
+        raise RunError("no extract files in the landing folder", file=landing,
+                       hint="file names must start with an extract name, e.g. pension_payments_202401.csv")
+    return {name: ingest_extract(ctx.contracts[name], files, landing, ctx.staging) for name, files in found.items()}
+
+
+def validate_stage(ctx: RunContext, ingested: dict[str, IngestResult]) -> dict[str, ExtractValidation]:
+    """Check every staged extract against its contract; an extract-level failure stops the run."""
+    report_dir = ctx.partial / "validation"
+    results = {}
+    for name, result in ingested.items():
+        results[name] = validate_extract(
+            ctx.contracts[name],
+            [f.staged_path for f in result.files],
+            {f.source_file: f.rows_read for f in result.files},
+            {f.source_file: f.rows_quarantined for f in result.files},
+            report_dir,
+            build_docs=False,
+        )
+    build_data_docs(report_dir)
+    for validation in results.values():
+        raise_for_failures(validation)
+    return results
+
+
+def load_stage(ctx: RunContext, ingested: dict[str, IngestResult]) -> dict[str, Any]:
+    """Mirror the landing folder into the warehouse (unchanged files are skipped) and export quarantine."""
+    cfg = ctx.config
+    con = _connect(ctx)
+    try:
+        removed = warehouse.sync_extracts(con, {n: [f.source_file for f in r.files] for n, r in ingested.items()})
+        loads = {n: warehouse.load_extract(con, ctx.contracts[n], r) for n, r in ingested.items()}
+        views = warehouse.create_views(con)
+        quarantine_dir = ctx.partial / "quarantine"
+        quarantine_dir.mkdir(exist_ok=True)
+        for name in ingested:
+            target = quarantine_dir / f"{name}.parquet"
+            con.execute(
+                "COPY (SELECT * FROM _quarantine WHERE extract = ? ORDER BY source_file, source_row) "
+                f"TO '{_sql_path(target)}' (FORMAT parquet, COMPRESSION zstd)",
+                [name],
+            )
+        counts = warehouse.table_counts(con)
+        quarantined = dict(con.execute("SELECT extract, count(*) FROM _quarantine GROUP BY extract").fetchall())
+    finally:
+        con.close()
+    for name, files in removed.items():
+        ctx.notes.append(f"{name}: removed rows of files no longer in the landing folder: {', '.join(files)}")
+    return {"loads": loads, "views": views, "counts": counts, "quarantined": quarantined, "warehouse": cfg.warehouse_path}
+
+
+def select_rules(ctx: RunContext) -> list[Rule]:
+    """The rules this run uses: all active ones, or those named by id/category."""
+    rules = [r for r in load_rules(ctx.config.rules_dir) if r.status != "deprecated"]
+    wanted_ids, wanted_categories = set(ctx.config.rule_ids), set(ctx.config.categories)
+    unknown = wanted_ids - {r.id for r in rules}
+    if unknown:
+        raise RunError(f"unknown rule id(s): {', '.join(sorted(unknown))}", file=ctx.config.rules_dir,
+                       hint="`fraudwatch rules list` shows the rule ids")
+    if wanted_ids:
+        rules = [r for r in rules if r.id in wanted_ids]
+    if wanted_categories:
+        rules = [r for r in rules if r.category in wanted_categories]
+    return rules
+
+
+def detect_stage(ctx: RunContext) -> RunHits:
+    """Run the selected rules over the warehouse, set-based, read-only."""
+    rules = select_rules(ctx)
+    con = _connect(ctx)
+    try:
+        hits = run_rules(con, rules, ctx.config.as_of, ctx.config.parameters)
+    finally:
+        con.close()
+    for run in hits.runs:
+        if run.status == "skipped":
+            ctx.notes.append(f"rule {run.rule_id} skipped: needs {', '.join(run.missing)}, absent from this landing folder")
+    return hits
+
+
+def publish_stage(ctx: RunContext, ingested: dict[str, IngestResult], validations: dict[str, ExtractValidation],
+                  loaded: dict[str, Any], hits: RunHits) -> RunSummary:
+    """Write suspects.parquet and manifest.json into the partial run folder, then make the run visible."""
+    table = publish.with_status(hits.table, ctx.run_id, ctx.previous)
+    publish.write_parquet_atomic(table, ctx.partial / publish.SUSPECTS_FILE)
+    per_rule_hits = {r.rule_id: r.rows for r in hits.runs if r.status == "ran"}
+    per_rule_amount = _amount_per_rule(table)
+    skipped = {r.rule_id: list(r.missing) for r in hits.runs if r.status == "skipped"}
+    ctx.timings.setdefault("publish", 0.0)
+    manifest = {
+        "run_id": ctx.run_id,
+        "parameters": {"input": str(ctx.config.input), "output": str(ctx.config.output),
+                       "as_of": ctx.config.as_of.isoformat(), "rule_ids": list(ctx.config.rule_ids),
+                       "categories": list(ctx.config.categories), "rule_parameters": ctx.config.parameters},
+        "previous_run": ctx.previous.name if ctx.previous else None,
+        "code_version": publish.code_version(),
+        "inputs": [
+            {"extract": name, "file": f.source_file, "size_bytes": f.size_bytes, "sha256": f.sha256,
+             "encoding": f.encoding, "rows_read": f.rows_read, "rows_clean": f.rows_clean,
+             "rows_quarantined": f.rows_quarantined, "quarantine_reasons": f.reasons}
+            for name, r in sorted(ingested.items()) for f in r.files
+        ],
+        "absent_extracts": sorted(set(ctx.contracts) - set(ingested)),
+        "rows_per_extract": loaded["counts"],
+        "quarantined_per_extract": loaded["quarantined"],
+        "validation": {n: {"passed": v.passed, "ge_success": v.ge_success,
+                           "warnings": [c.message for c in v.checks if not c.passed and c.severity == "warning"]}
+                       for n, v in sorted(validations.items())},
+        "rules": [{"id": r.rule_id, "version": r.version, "status": r.status, "rows": r.rows,
+                   "seconds": r.seconds, "missing": list(r.missing), "parameters": r.parameters} for r in hits.runs],
+        "amount_per_rule": per_rule_amount,
+        "timings_seconds": ctx.timings,
+        "peak_rss_mb": ctx.peak_rss_mb,
+        "notes": ctx.notes,
+    }
+    publish.write_json_atomic(manifest, ctx.partial / publish.MANIFEST_FILE)
+    run_dir = finish_run(ctx)
+    report = run_dir / "validation" / "data_docs" / "index.html"
+    return RunSummary(
+        run_id=ctx.run_id, run_dir=run_dir, warehouse=loaded["warehouse"], suspects=run_dir / publish.SUSPECTS_FILE,
+        validation_report=report if report.exists() else None, quarantine_dir=run_dir / "quarantine",
+        hits_per_rule=per_rule_hits, amount_per_rule=per_rule_amount, skipped_rules=skipped,
+        absent_extracts=manifest["absent_extracts"], rows_per_extract=loaded["counts"],
+        quarantined_per_extract=loaded["quarantined"], timings=ctx.timings, peak_rss_mb=round(peak_rss_mb(), 1),
+        notes=ctx.notes,
+    )
+
+
+def run_pipeline(config: RunConfig, progress: Progress | None = None) -> RunSummary:
+    """One complete audit run without Prefect (the flow runs the same stages)."""
+    ctx = prepare_run(config)
+    try:
+        ingested = run_stage(ctx, "ingest", ingest_stage, progress=progress)
+        validations = run_stage(ctx, "validate", validate_stage, ingested, progress=progress)
+        loaded = run_stage(ctx, "load", load_stage, ingested, progress=progress)
+        hits = run_stage(ctx, "detect", detect_stage, progress=progress)
+        return run_stage(ctx, "publish", publish_stage, ingested, validations, loaded, hits, progress=progress)
+    except BaseException:
+        fail_run(ctx)
+        raise
+
+
+def _amount_per_rule(table: pa.Table) -> dict[str, str]:
+    con = duckdb.connect()
+    con.register("t", table)
+    rows = con.execute("SELECT rule_id, coalesce(sum(amount_at_risk), 0)::DECIMAL(18,2)::VARCHAR FROM t GROUP BY 1 ORDER BY 1").fetchall()
+    con.close()
+    return dict(rows)
+
+
+def _connect(ctx: RunContext):
+    cfg = ctx.config
+    return warehouse.connect(cfg.warehouse_path, memory_limit=cfg.memory_limit,
+                             temp_directory=Path(cfg.output) / "tmp", threads=cfg.threads)
+
+
+def _sql_path(path: Path) -> str:
+    return str(path).replace("'", "''")
+
+
+def summary_dict(summary: RunSummary) -> dict[str, Any]:
+    """A JSON-friendly view of a run summary."""
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(summary).items()}
