@@ -1,0 +1,475 @@
+"""Ingest: find extract files in a landing folder, read them as all-text, map headers, canonicalise
+values per data contract and split clean rows from quarantined rows into staged Parquet.
+
+Everything is lazy/streaming polars: a file is scanned once and sunk into two Parquet files
+(clean rows in warehouse column order, and quarantine), so memory stays bounded at 10^8 rows.
+The extract-level "too many broken rows" check (``Contract.max_broken_rate``) lives here.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import hashlib
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from pipelines.contracts import Contract, ValueType, header_key
+from pipelines.errors import ExtractError
+from pipelines.normalize import normalize_column, output_schema
+
+FORMATS = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".xlsx": "xlsx", ".parquet": "parquet"}
+BOOKKEEPING = ("_source_file", "_source_row", "_file_sha256")
+QUARANTINE_SCHEMA = {
+    "extract": pl.String(), "source_file": pl.String(), "source_row": pl.Int64(),
+    "reason": pl.String(), "raw_json": pl.String(),
+}
+_CHUNK = 16 * 1024 * 1024
+_OVERFLOW = "_overflow"
+# Longest raw value quoted in a quarantine reason; raw_json keeps the whole value.
+_REASON_VALUE_CHARS = 80
+
+
+class Discovered(dict):
+    """``extract -> sorted files``; ``.unrecognised`` lists landing files no contract claims."""
+
+    unrecognised: list[Path]
+
+
+@dataclass
+class FileResult:
+    """What ingest did with one file."""
+
+    path: Path
+    source_file: str  # relative to the landing folder, POSIX separators
+    format: str
+    size_bytes: int
+    sha256: str
+    encoding: str  # 'utf-8', 'utf-8-sig', 'gb18030', or 'xlsx' / 'parquet'
+    rows_read: int  # data rows, blank lines not counted
+    rows_clean: int
+    rows_quarantined: int
+    staged_path: Path
+    quarantine_path: Path
+    reasons: dict[str, int] = field(default_factory=dict)  # reason code -> rows
+
+
+@dataclass
+class IngestResult:
+    """Ingest of one extract: per-file results and totals."""
+
+    extract: str
+    files: list[FileResult]
+
+    @property
+    def rows_read(self) -> int:
+        return sum(f.rows_read for f in self.files)
+
+    @property
+    def rows_clean(self) -> int:
+        return sum(f.rows_clean for f in self.files)
+
+    @property
+    def rows_quarantined(self) -> int:
+        return sum(f.rows_quarantined for f in self.files)
+
+    @property
+    def reasons(self) -> dict[str, int]:
+        total: Counter[str] = Counter()
+        for f in self.files:
+            total.update(f.reasons)
+        return dict(total.most_common())
+
+
+# ---------------------------------------------------------------------------- discovery
+
+
+def _claimed_by(name: str, extracts: list[str]) -> str | None:
+    """The extract whose canonical name starts ``name`` followed by an end or a separator; the
+    longest such name wins (so ``refund_transfers_01.csv`` is not taken by a ``refund`` extract)."""
+    lowered = name.lower()
+    for extract in sorted(extracts, key=len, reverse=True):
+        rest = lowered[len(extract):]
+        if lowered.startswith(extract.lower()) and (rest == "" or rest[0] in "._- "):
+            return extract
+    return None
+
+
+def _ignorable(path: Path) -> bool:
+    # hidden files, Excel lock files, Spark/Hive markers (_SUCCESS, _metadata)
+    return path.name.startswith((".", "~$", "_"))
+
+
+def discover_extracts(landing: Path, contracts: dict[str, Contract]) -> Discovered:
+    """Files per extract in ``landing``: ``<extract>.csv``, ``<extract>_202401.xlsx``,
+    ``<extract>/part-0001.parquet`` (folders are searched recursively). Sorted, deterministic.
+    Files nobody claims, or with an unsupported format, are listed in ``.unrecognised``."""
+    landing = Path(landing)
+    if not landing.is_dir():
+        raise ExtractError("landing folder not found", file=landing, hint="pass the folder holding the extract files")
+    found = Discovered()
+    found.unrecognised = []
+    names = list(contracts)
+    for entry in sorted(landing.iterdir(), key=lambda p: p.name):
+        if _ignorable(entry):
+            continue
+        stem = entry.name if entry.is_dir() else entry.name[: len(entry.name) - len(entry.suffix)]
+        extract = _claimed_by(stem, names)
+        if extract is None:
+            found.unrecognised.append(entry)
+            continue
+        candidates = [entry] if entry.is_file() else sorted(
+            (p for p in entry.rglob("*") if p.is_file() and not any(_ignorable(Path(part)) for part in p.relative_to(entry).parts)),
+            key=lambda p: p.relative_to(entry).as_posix(),
+        )
+        for path in candidates:
+            if path.suffix.lower() in FORMATS:
+                found.setdefault(extract, []).append(path)
+            else:
+                found.unrecognised.append(path)
+    return found
+
+
+# ---------------------------------------------------------------------------- reading
+
+
+@dataclass
+class _RawFile:
+    frame: pl.LazyFrame  # '_source_row' Int64 + String columns c0..c{n-1} (+ '_overflow' for CSV)
+    headers: list[str]
+    encoding: str
+    excel: bool
+
+
+def _hash_and_detect(path: Path) -> tuple[str, int, str | None]:
+    """sha256, size and ('utf-8' | 'utf-8-sig' | None when not UTF-8), in one streaming pass."""
+    digest = hashlib.sha256()
+    decoder = codecs.getincrementaldecoder("utf-8")("strict")
+    utf8 = True
+    size = 0
+    first = b""
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            if not first:
+                first = chunk[:3]
+            size += len(chunk)
+            digest.update(chunk)
+            if utf8 and not chunk.isascii():
+                try:
+                    decoder.decode(chunk)
+                except UnicodeDecodeError:
+                    utf8 = False
+        if utf8:
+            try:
+                decoder.decode(b"", final=True)
+            except UnicodeDecodeError:
+                utf8 = False
+    encoding = ("utf-8-sig" if first.startswith(codecs.BOM_UTF8) else "utf-8") if utf8 else None
+    return digest.hexdigest(), size, encoding
+
+
+def _transcode_gb18030(path: Path, target: Path, display: str) -> None:
+    """Strict GB18030 → UTF-8 copy in chunks; raises ExtractError when the bytes are not GB18030."""
+    decoder = codecs.getincrementaldecoder("gb18030")("strict")
+    offset = 0
+    try:
+        with open(path, "rb") as src, open(target, "wb") as dst:
+            while chunk := src.read(_CHUNK):
+                text = decoder.decode(chunk)
+                if offset == 0:
+                    text = text.lstrip("\ufeff")
+                dst.write(text.encode("utf-8"))
+                offset += len(chunk)
+            dst.write(decoder.decode(b"", final=True).encode("utf-8"))
+    except UnicodeDecodeError as exc:
+        target.unlink(missing_ok=True)
+        raise ExtractError(
+            f"cannot decode the file: it is neither UTF-8 nor GB18030/GBK (bad bytes near byte {offset + exc.start})",
+            file=display,
+            hint="re-export the file as UTF-8 (or GBK) text; fraudwatch never guesses an encoding lossily",
+        ) from None
+
+
+def _read_csv(path: Path, encoding: str, display: str) -> _RawFile:
+    with open(path, encoding=encoding, newline="") as fh:
+        first_line = fh.readline()
+    if not first_line.strip():
+        raise ExtractError("the file has no header row", file=display, hint="the first line must name the columns")
+    separator = "\t" if path.suffix.lower() == ".tsv" or first_line.count("\t") > first_line.count(",") else ","
+    headers = next(csv.reader([first_line], delimiter=separator))
+    schema = {f"c{i}": pl.String() for i in range(len(headers))}
+    schema[_OVERFLOW] = pl.String()
+    # The header line is scanned as data (row 1) and dropped: it fixes the field count, so a longer
+    # row fills '_overflow' (→ malformed_row) and a shorter one leaves NULLs (→ missing_required).
+    frame = (
+        pl.scan_csv(
+            path, has_header=False, separator=separator, schema=schema, missing_columns="insert",
+            truncate_ragged_lines=True, row_index_name="_source_row", row_index_offset=1, encoding="utf8",
+        )
+        .filter(pl.col("_source_row") > 1)
+        .with_columns(pl.col("_source_row").cast(pl.Int64))
+    )
+    return _RawFile(frame, headers, encoding, excel=False)
+
+
+def _read_xlsx(path: Path, display: str) -> _RawFile:
+    import fastexcel
+
+    try:
+        sheet = fastexcel.read_excel(path).load_sheet(0, header_row=0, dtypes="string")
+        data = sheet.to_polars()
+    except Exception as exc:  # fastexcel raises its own exception types
+        raise ExtractError(f"cannot read the workbook: {exc}", file=display, hint="save it as .xlsx from Excel or WPS") from None
+    headers = list(data.columns)
+    data = data.rename({h: f"c{i}" for i, h in enumerate(headers)})
+    # Date cells come out as 'YYYY-MM-DD 00:00:00'; keep the date.
+    data = data.with_columns(pl.all().str.replace(r"^(\d{4}-\d{2}-\d{2}) 00:00:00$", "$1"))
+    data = data.with_row_index("_source_row", offset=2).with_columns(pl.col("_source_row").cast(pl.Int64))
+    return _RawFile(data.lazy(), headers, "xlsx", excel=True)
+
+
+def _read_parquet(path: Path, contract: Contract, display: str) -> _RawFile:
+    try:
+        schema = pl.scan_parquet(path).collect_schema()
+    except Exception as exc:  # polars raises several error types for corrupt files
+        raise ExtractError(f"cannot read the Parquet file: {exc}", file=display) from None
+    header_map = contract.header_map()
+    for name, dtype in schema.items():
+        target = header_map.get(header_key(name))
+        if target and dtype.is_float() and contract.column(target).type in (ValueType.person_id, ValueType.firm_id):
+            raise ExtractError(
+                f"column {name!r} ({target}) is stored as floating point, which loses the digits of an 18-digit ID",
+                file=display, hint="write ID columns as strings",
+            )
+    headers = list(schema)
+    frame = (
+        pl.scan_parquet(path)
+        .select([pl.col(h).cast(pl.String).alias(f"c{i}") for i, h in enumerate(headers)])
+        .with_row_index("_source_row", offset=1)
+        .with_columns(pl.col("_source_row").cast(pl.Int64))
+    )
+    return _RawFile(frame, headers, "parquet", excel=False)
+
+
+# ---------------------------------------------------------------------------- canonicalising
+
+
+def _map_headers(contract: Contract, headers: list[str], display: str) -> tuple[dict[str, str], dict[str, str]]:
+    """(canonical column -> raw column cN, extra column name -> cN); raises on a missing required
+    column or two headers naming the same column."""
+    header_map = contract.header_map()
+    mapped: dict[str, str] = {}
+    extras: dict[str, str] = {}
+    taken = set(output_schema(contract)) | set(BOOKKEEPING)
+    for i, header in enumerate(headers):
+        label = header.lstrip("\ufeff")
+        canonical = header_map.get(header_key(label))
+        if canonical is not None:
+            if canonical in mapped:
+                first = headers[int(mapped[canonical][1:])]
+                raise ExtractError(
+                    f"columns {first!r} and {header!r} both name {canonical!r}", file=display,
+                    hint="keep one of them or rename the other",
+                )
+            mapped[canonical] = f"c{i}"
+            continue
+        key = header_key(label) or f"column_{i + 1}"
+        key = f"extra{key}" if key.startswith("_") else key
+        base, n = key, 2
+        while key in taken:
+            key, n = f"{base}_{n}", n + 1
+        taken.add(key)
+        extras[key] = f"c{i}"
+    for col in contract.required:
+        if col.name not in mapped:
+            accepted = ", ".join(repr(a) for a in [col.name, *col.aliases])
+            raise ExtractError(
+                f"required column {col.name!r} is missing", file=display,
+                hint=f"add a column headed one of {accepted}; found headers: {', '.join(map(repr, headers))}",
+            )
+    return mapped, extras
+
+
+def _quoted(raw: pl.Expr) -> pl.Expr:
+    shown = pl.when(raw.str.len_chars() > _REASON_VALUE_CHARS).then(
+        raw.str.slice(0, _REASON_VALUE_CHARS) + "…").otherwise(raw)
+    return pl.concat_str([pl.lit("'"), shown, pl.lit("'")])
+
+
+def _plan(contract: Contract, raw: _RawFile, where: str, source_file: str, sha256: str) -> tuple[pl.LazyFrame, pl.LazyFrame]:
+    """(clean rows in warehouse order, quarantine rows) for one file."""
+    mapped, extras = _map_headers(contract, raw.headers, where)
+    data_cols = [f"c{i}" for i in range(len(raw.headers))]
+    has_overflow = _OVERFLOW in raw.frame.collect_schema()
+    schema = output_schema(contract)
+
+    # One struct column per mapped contract column ('_n_<col>'): outputs plus _present/_failed.
+    normalised = {
+        col.name: normalize_column(col, pl.col(mapped[col.name]), excel_serial=raw.excel)
+        for col in contract.columns if col.name in mapped
+    }
+    struct_of = {name: f"_n_{name}" for name in normalised}
+    outputs = {out: pl.col(struct_of[name]).struct.field(out) for name, n in normalised.items() for out in n.outputs}
+
+    def flag(name: str, which: str) -> pl.Expr:
+        return pl.col(struct_of[name]).struct.field(which) if name in normalised else pl.lit(False)
+
+    problems: list[pl.Expr] = []
+    for col in contract.columns:
+        present = flag(col.name, "_present")
+        if col.required:
+            problems.append(pl.when(~present).then(pl.lit(f"missing_required: {col.name}")))
+        elif col.required_when and col.required_when in normalised:
+            condition = outputs[col.required_when].fill_null(False)
+            problems.append(pl.when(condition & ~present).then(
+                pl.lit(f"missing_required: {col.name} (required when {col.required_when} is true)")))
+        n = normalised.get(col.name)
+        if n is not None and n.reason_code:
+            problems.append(pl.when(flag(col.name, "_failed")).then(
+                pl.concat_str([pl.lit(f"{n.reason_code}: {col.name}="), _quoted(pl.col(mapped[col.name]))])))
+    reason = pl.concat_str(problems, separator="; ", ignore_nulls=True) if problems else pl.lit("")
+    if has_overflow:
+        malformed = f"malformed_row: more fields than the {len(raw.headers)} header columns"
+        reason = pl.when(pl.col(_OVERFLOW).is_not_null()).then(pl.lit(malformed)).otherwise(reason)
+    reason = pl.when(reason.str.len_bytes() > 0).then(reason)
+
+    scan_cols = data_cols + ([_OVERFLOW] if has_overflow else [])
+    staged = (
+        raw.frame.filter(pl.any_horizontal(pl.col(scan_cols).is_not_null()))  # blank lines carry nothing
+        .with_columns(*[n.expr.alias(struct_of[name]) for name, n in normalised.items()])
+        .with_columns(_reason=reason)
+    )
+    clean = staged.filter(pl.col("_reason").is_null()).select(
+        *[outputs.get(name, pl.lit(None)).cast(dtype).alias(name) for name, dtype in schema.items()],
+        pl.lit(source_file).alias("_source_file"),
+        pl.col("_source_row"),
+        pl.lit(sha256).alias("_file_sha256"),
+        *[pl.col(c).alias(name) for name, c in extras.items()],
+    )
+    json_keys = _unique_labels(raw.headers)
+    raw_fields = [pl.col(c).alias(k) for c, k in zip(data_cols, json_keys)]
+    if has_overflow:
+        raw_fields.append(pl.col(_OVERFLOW).alias("(extra fields)"))
+    quarantine = staged.filter(pl.col("_reason").is_not_null()).select(
+        pl.lit(contract.extract).alias("extract"),
+        pl.lit(source_file).alias("source_file"),
+        pl.col("_source_row").alias("source_row"),
+        pl.col("_reason").alias("reason"),
+        pl.struct(raw_fields).struct.json_encode().alias("raw_json"),
+    )
+    return clean, quarantine
+
+
+def _unique_labels(headers: list[str]) -> list[str]:
+    seen: Counter[str] = Counter()
+    labels = []
+    for i, h in enumerate(headers):
+        label = h.lstrip("\ufeff") or f"column_{i + 1}"
+        seen[label] += 1
+        labels.append(label if seen[label] == 1 else f"{label} ({seen[label]})")
+    return labels
+
+
+def _reason_counts(quarantine_path: Path) -> dict[str, int]:
+    codes = (
+        pl.scan_parquet(quarantine_path)
+        .select(pl.col("reason").str.split("; ").explode().str.extract(r"^([a-z_]+)", 1).alias("code"))
+        .group_by("code").len().sort(["len", "code"], descending=[True, False]).collect()
+    )
+    return dict(zip(codes["code"].to_list(), codes["len"].to_list()))
+
+
+def _count(path: Path) -> int:
+    return int(pl.scan_parquet(path).select(pl.len()).collect().item())
+
+
+def _safe_name(source_file: str) -> str:
+    return re.sub(r"[^0-9A-Za-z._-]+", "_", source_file.replace("/", "__"))
+
+
+def ingest_file(contract: Contract, path: Path, landing: Path, out_dir: Path, index: int = 0) -> FileResult:
+    """Read, canonicalise and stage one file (see :func:`ingest_extract`)."""
+    path = Path(path)
+    try:
+        source_file = path.resolve().relative_to(Path(landing).resolve()).as_posix()
+    except ValueError:
+        source_file = path.as_posix()
+    display = str(path)  # errors name the file as the caller gave it
+    fmt = FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise ExtractError(f"unsupported file type {path.suffix!r}", file=display, hint=f"use one of {', '.join(FORMATS)}")
+    sha256, size, encoding = _hash_and_detect(path)
+    if size == 0:
+        raise ExtractError("the file is empty", file=display, hint="an extract needs a header row and data rows")
+    stem = f"{index:04d}-{_safe_name(source_file)}"
+    staged_path = out_dir / f"{stem}.parquet"
+    quarantine_path = out_dir / "quarantine" / f"{stem}.parquet"
+    quarantine_path.parent.mkdir(parents=True, exist_ok=True)
+    transcoded = out_dir / f"{stem}.utf8.tmp"
+    try:
+        if fmt == "csv":
+            source = path
+            if encoding is None:
+                _transcode_gb18030(path, transcoded, display)
+                source, encoding = transcoded, "gb18030"
+            raw = _read_csv(source, "utf-8-sig" if encoding == "gb18030" else encoding, display)
+            raw.encoding = encoding
+        elif fmt == "xlsx":
+            raw = _read_xlsx(path, display)
+        else:
+            raw = _read_parquet(path, contract, display)
+        clean, quarantine = _plan(contract, raw, display, source_file, sha256)
+        try:
+            pl.collect_all(
+                [clean.sink_parquet(staged_path, lazy=True), quarantine.sink_parquet(quarantine_path, lazy=True)],
+                engine="streaming",
+            )
+        except pl.exceptions.PolarsError as exc:
+            raise ExtractError(f"cannot read the file: {exc}", file=display,
+                               hint="check that it is a well-formed CSV/XLSX/Parquet export") from None
+    finally:
+        transcoded.unlink(missing_ok=True)
+    rows_clean, rows_quarantined = _count(staged_path), _count(quarantine_path)
+    if rows_clean + rows_quarantined == 0:
+        raise ExtractError("the file has a header but no data rows", file=display,
+                           hint="remove the file or export it again with its rows")
+    return FileResult(
+        path=path, source_file=source_file, format=fmt, size_bytes=size, sha256=sha256, encoding=raw.encoding,
+        rows_read=rows_clean + rows_quarantined, rows_clean=rows_clean, rows_quarantined=rows_quarantined,
+        staged_path=staged_path, quarantine_path=quarantine_path,
+        reasons=_reason_counts(quarantine_path) if rows_quarantined else {},
+    )
+
+
+def ingest_extract(contract: Contract, files: list[Path], landing: Path, staging_dir: Path) -> IngestResult:
+    """Stage every file of one extract under ``staging_dir/<extract>/``: clean rows (warehouse columns
+    and types, then ``_source_file``, ``_source_row``, ``_file_sha256``, then extra columns as text)
+    and quarantined rows (``extract, source_file, source_row, reason, raw_json``), one Parquet pair
+    per file. Raises :class:`ExtractError` for an unusable file, or when more than
+    ``contract.max_broken_rate`` of the extract's rows were quarantined."""
+    out_dir = Path(staging_dir) / contract.extract
+    out_dir.mkdir(parents=True, exist_ok=True)
+    result = IngestResult(contract.extract, [
+        ingest_file(contract, path, landing, out_dir, index) for index, path in enumerate(files)
+    ])
+    check_broken_rate(contract, result)
+    return result
+
+
+def check_broken_rate(contract: Contract, result: IngestResult) -> None:
+    """Refuse the extract when more than ``max_broken_rate`` of its rows were quarantined."""
+    if not result.rows_read or result.rows_quarantined / result.rows_read <= contract.max_broken_rate:
+        return
+    worst = sorted((f for f in result.files if f.rows_quarantined), key=lambda f: -f.rows_quarantined / f.rows_read)
+    files = "; ".join(f"{f.source_file}: {f.rows_quarantined} of {f.rows_read} rows" for f in worst[:5])
+    reasons = ", ".join(f"{code} ({n})" for code, n in list(result.reasons.items())[:3])
+    raise ExtractError(
+        f"{result.rows_quarantined} of {result.rows_read} rows of {contract.extract} are broken "
+        f"(more than {contract.max_broken_rate:.0%}) — {files}; top reasons: {reasons}",
+        file=str(worst[0].path) if worst else None,
+        hint="look at the quarantine output for these files and fix the export; a header mapped to the wrong column often causes this",
+    )

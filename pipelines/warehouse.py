@@ -1,0 +1,363 @@
+"""The embedded DuckDB warehouse: one table per extract (docs/architecture.md, "Warehouse schema"),
+loaded set-based from staged Parquet, plus the bookkeeping tables ``_loaded_files`` and
+``_quarantine`` and the views in ``warehouse_views.sql``.
+
+The warehouse mirrors the landing folder. A file is identified by (extract, source_file, sha256):
+an unchanged file is skipped, a changed file replaces its rows, and :func:`sync_extracts` removes
+the rows of files no longer in the landing folder (and drops the table of an extract with no
+files left, so rules see it as absent).
+
+Unique columns (``unique: true``): the first row with a value, ordered by (source_file,
+source_row) over all files of the extract, is kept; later ones go to ``_quarantine`` as
+``duplicate_id``. So that the outcome never depends on load history, a change that could alter an
+earlier verdict (a new file sorting before a file it duplicates, or any change while duplicates
+across files exist) reloads the whole extract from the ingest result, which must therefore cover
+every landing file of the extract.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from pipelines.contracts import Contract
+from pipelines.errors import RunError
+from pipelines.ingest import IngestResult
+from pipelines.normalize import output_schema
+
+VIEWS_SQL = Path(__file__).with_name("warehouse_views.sql")
+
+_BOOKKEEPING_DDL = """
+CREATE TABLE IF NOT EXISTS _loaded_files (
+    extract VARCHAR NOT NULL,
+    source_file VARCHAR NOT NULL,
+    size_bytes BIGINT,
+    sha256 VARCHAR NOT NULL,
+    rows_read BIGINT,
+    rows_loaded BIGINT,
+    rows_quarantined BIGINT,
+    loaded_at TIMESTAMP WITH TIME ZONE DEFAULT current_timestamp,
+    PRIMARY KEY (extract, source_file)
+);
+CREATE TABLE IF NOT EXISTS _quarantine (
+    extract VARCHAR NOT NULL,
+    source_file VARCHAR NOT NULL,
+    source_row BIGINT,
+    reason VARCHAR NOT NULL,
+    raw_json VARCHAR
+);
+"""
+
+_BOOKKEEPING_TYPES = {"_source_file": "VARCHAR", "_source_row": "BIGINT", "_file_sha256": "VARCHAR"}
+
+
+@dataclass
+class LoadResult:
+    """What :func:`load_extract` did."""
+
+    extract: str
+    files_loaded: list[str] = field(default_factory=list)
+    files_skipped: list[str] = field(default_factory=list)
+    rows_loaded: int = 0
+    rows_quarantined: int = 0  # quarantined by ingest, for the files loaded now
+    duplicates: int = 0  # rows quarantined as duplicate_id
+    rebuilt: bool = False  # the whole extract was reloaded
+
+
+def quote(identifier: str) -> str:
+    """A DuckDB identifier, quoted."""
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def _sql_type(dtype: pl.DataType) -> str:
+    if isinstance(dtype, pl.Decimal):
+        return f"DECIMAL({dtype.precision},{dtype.scale})"
+    return {pl.Boolean: "BOOLEAN", pl.Date: "DATE", pl.Int64: "BIGINT"}.get(dtype.base_type(), "VARCHAR")
+
+
+def table_columns(contract: Contract) -> dict[str, str]:
+    """Column -> DuckDB type of an extract's table (extra text columns come on top)."""
+    columns = {name: _sql_type(dtype) for name, dtype in output_schema(contract).items()}
+    return columns | _BOOKKEEPING_TYPES
+
+
+def connect(
+    path: Path,
+    memory_limit: str | None = None,
+    temp_directory: Path | None = None,
+    threads: int | None = None,
+) -> duckdb.DuckDBPyConnection:
+    """Open (or create) the warehouse file and make sure the bookkeeping tables exist.
+
+    ``memory_limit`` like ``'8GB'``; ``temp_directory`` is where DuckDB spills when over it.
+    """
+    config: dict[str, str | int] = {}
+    if memory_limit is not None:
+        config["memory_limit"] = memory_limit
+    if temp_directory is not None:
+        Path(temp_directory).mkdir(parents=True, exist_ok=True)
+        config["temp_directory"] = str(temp_directory)
+    if threads is not None:
+        config["threads"] = threads
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        con = duckdb.connect(str(path), config=config)
+    except duckdb.Error as exc:
+        raise RunError(f"cannot open the warehouse: {exc}", file=path,
+                       hint="check the settings (memory_limit like '8GB') and that no other process holds the file") from None
+    con.execute(_BOOKKEEPING_DDL)
+    return con
+
+
+def _relations(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    rows = con.execute(
+        "SELECT table_name, table_type FROM information_schema.tables WHERE table_schema = 'main'"
+    ).fetchall()
+    return {name: kind for name, kind in rows}
+
+
+def _existing_columns(con: duckdb.DuckDBPyConnection, table: str) -> set[str]:
+    rows = con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = 'main' AND table_name = ?", [table]
+    ).fetchall()
+    return {r[0] for r in rows}
+
+
+def _ensure_table(con: duckdb.DuckDBPyConnection, contract: Contract, staged: list[Path]) -> None:
+    columns = table_columns(contract)
+    body = ", ".join(f"{quote(name)} {kind}" for name, kind in columns.items())
+    con.execute(f"CREATE TABLE IF NOT EXISTS {quote(contract.extract)} ({body})")
+    have = _existing_columns(con, contract.extract)
+    for path in staged:
+        for name in pl.scan_parquet(path).collect_schema():
+            if name not in have:
+                con.execute(f"ALTER TABLE {quote(contract.extract)} ADD COLUMN {quote(name)} VARCHAR")
+                have.add(name)
+
+
+def _forget(con: duckdb.DuckDBPyConnection, extract: str, files: list[str] | None) -> None:
+    """Delete the rows, quarantine and registry entries of some files (all when ``files`` is None)."""
+    has_table = extract in _relations(con)
+    if files is None:
+        if has_table:
+            con.execute(f"DELETE FROM {quote(extract)}")
+        con.execute("DELETE FROM _quarantine WHERE extract = ?", [extract])
+        con.execute("DELETE FROM _loaded_files WHERE extract = ?", [extract])
+        return
+    if not files:
+        return
+    if has_table:
+        con.execute(f"DELETE FROM {quote(extract)} WHERE _source_file IN (SELECT unnest(?))", [files])
+    con.execute("DELETE FROM _quarantine WHERE extract = ? AND source_file IN (SELECT unnest(?))", [extract, files])
+    con.execute("DELETE FROM _loaded_files WHERE extract = ? AND source_file IN (SELECT unnest(?))", [extract, files])
+
+
+def _has_cross_file_duplicates(con: duckdb.DuckDBPyConnection, extract: str, besides: list[str]) -> bool:
+    return con.execute(
+        "SELECT count(*) FROM _quarantine WHERE extract = ? AND reason LIKE 'duplicate_id:%' "
+        "AND source_file NOT IN (SELECT unnest(?))",
+        [extract, besides],
+    ).fetchall()[0][0] > 0
+
+
+def _parquet_list(paths: list[Path]) -> str:
+    return "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths) + "]"
+
+
+def _find_duplicates(con: duckdb.DuckDBPyConnection, contract: Contract, new_relation: str) -> int:
+    """Fill temp table ``_losers`` with the new rows that repeat a unique value of an earlier row
+    (ordered by source_file, source_row); return how many already loaded rows a new row now
+    precedes (those verdicts change, so the caller rebuilds)."""
+    table = quote(contract.extract)
+    con.execute("CREATE OR REPLACE TEMP TABLE _losers (_source_file VARCHAR, _source_row BIGINT, reason VARCHAR)")
+    demoted = 0
+    for col in (c.name for c in contract.columns if c.unique):
+        k = quote(col)
+        # Only values repeated within the new rows or already in the table need ranking.
+        con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE _ranked AS
+            WITH dup_keys AS (
+                SELECT {k} AS k FROM {new_relation} WHERE {k} IS NOT NULL GROUP BY {k} HAVING count(*) > 1
+                UNION
+                SELECT DISTINCT n.{k} FROM {new_relation} n SEMI JOIN {table} t ON t.{k} = n.{k}
+            ), candidates AS (
+                SELECT {k} AS k, _source_file, _source_row, true AS is_new
+                FROM {new_relation} WHERE {k} IN (SELECT k FROM dup_keys)
+                UNION ALL
+                SELECT {k}, _source_file, _source_row, false FROM {table} WHERE {k} IN (SELECT k FROM dup_keys)
+            )
+            SELECT *,
+                row_number() OVER w AS rn,
+                first_value(_source_file) OVER w AS first_file,
+                first_value(_source_row) OVER w AS first_row
+            FROM candidates
+            WINDOW w AS (PARTITION BY k ORDER BY _source_file, _source_row)
+        """)
+        demoted += con.execute("SELECT count(*) FROM _ranked WHERE rn > 1 AND NOT is_new").fetchall()[0][0]
+        reason = f"'duplicate_id: {col}=''' || k || ''' (first at ' || first_file || ' row ' || first_row || ')'"
+        con.execute(f"INSERT INTO _losers SELECT _source_file, _source_row, {reason} FROM _ranked WHERE rn > 1 AND is_new")
+    con.execute("DROP TABLE IF EXISTS _ranked")
+    return demoted
+
+
+def load_extract(con: duckdb.DuckDBPyConnection, contract: Contract, result: IngestResult) -> LoadResult:
+    """Load an extract's staged Parquet into its table, idempotently (see the module docstring).
+
+    Ingest-quarantined rows and duplicate rows go to ``_quarantine``; every loaded file is recorded
+    in ``_loaded_files``. All in one transaction: a failure leaves the warehouse as it was.
+    """
+    extract = contract.extract
+    outcome = LoadResult(extract)
+    loaded = dict(con.execute(
+        "SELECT source_file, sha256 FROM _loaded_files WHERE extract = ?", [extract]).fetchall())
+    todo = [f for f in result.files if loaded.get(f.source_file) != f.sha256]
+    outcome.files_skipped = [f.source_file for f in result.files if f not in todo]
+    if not todo:
+        return outcome
+    has_unique = any(c.unique for c in contract.columns)
+    con.execute("BEGIN TRANSACTION")
+    try:
+        names = [f.source_file for f in todo]
+        rebuild = has_unique and _has_cross_file_duplicates(con, extract, names)
+        _forget(con, extract, names)
+        if not rebuild:
+            _ensure_table(con, contract, [f.staged_path for f in todo])
+        new_relation = "_new_rows"
+        if has_unique and not rebuild:
+            con.execute(f"CREATE OR REPLACE TEMP VIEW {new_relation} AS SELECT * FROM read_parquet("
+                        f"{_parquet_list([f.staged_path for f in todo])}, union_by_name = true)")
+            rebuild = _find_duplicates(con, contract, new_relation) > 0
+        if rebuild:
+            outcome.rebuilt = True
+            _forget(con, extract, None)
+            con.execute(f"DROP TABLE IF EXISTS {quote(extract)}")
+            todo = list(result.files)
+            outcome.files_skipped = []
+            _ensure_table(con, contract, [f.staged_path for f in todo])
+            con.execute(f"CREATE OR REPLACE TEMP VIEW {new_relation} AS SELECT * FROM read_parquet("
+                        f"{_parquet_list([f.staged_path for f in todo])}, union_by_name = true)")
+            _find_duplicates(con, contract, new_relation)
+        _insert(con, contract, todo, new_relation if has_unique else None, outcome)
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    finally:
+        con.execute("DROP VIEW IF EXISTS _new_rows")
+    return outcome
+
+
+def _insert(con: duckdb.DuckDBPyConnection, contract: Contract, todo: list, new_relation: str | None,
+            outcome: LoadResult) -> None:
+    table = quote(contract.extract)
+    staged = _parquet_list([f.staged_path for f in todo])
+    source = f"read_parquet({staged}, union_by_name = true)"
+    if new_relation is None:
+        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {source}")
+        losers: dict[str, int] = {}
+    else:
+        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {new_relation} n "
+                    "ANTI JOIN _losers l USING (_source_file, _source_row)")
+        fields = ", ".join(f"'{c.name}', n.{quote(c.name)}" for c in contract.columns)
+        con.execute(f"""
+            INSERT INTO _quarantine
+            SELECT ?, l._source_file, l._source_row, string_agg(l.reason, '; ' ORDER BY l.reason),
+                   any_value(CAST(json_object({fields}) AS VARCHAR))
+            FROM _losers l JOIN {new_relation} n USING (_source_file, _source_row)
+            GROUP BY l._source_file, l._source_row
+        """, [contract.extract])
+        losers = dict(con.execute(
+            "SELECT _source_file, count(DISTINCT _source_row) FROM _losers GROUP BY ALL").fetchall())
+    quarantines = _parquet_list([f.quarantine_path for f in todo])
+    con.execute(f"INSERT INTO _quarantine SELECT extract, source_file, source_row, reason, raw_json "
+                f"FROM read_parquet({quarantines})")
+    for f in todo:
+        dups = losers.get(f.source_file, 0)
+        con.execute(
+            "INSERT INTO _loaded_files VALUES (?, ?, ?, ?, ?, ?, ?, current_timestamp)",
+            [contract.extract, f.source_file, f.size_bytes, f.sha256, f.rows_read,
+             f.rows_clean - dups, f.rows_quarantined + dups],
+        )
+        outcome.files_loaded.append(f.source_file)
+        outcome.rows_loaded += f.rows_clean - dups
+        outcome.rows_quarantined += f.rows_quarantined
+        outcome.duplicates += dups
+
+
+def sync_extracts(con: duckdb.DuckDBPyConnection, present: dict[str, list[str]]) -> dict[str, list[str]]:
+    """Make the warehouse mirror the landing folder: remove what came from files not in ``present``
+    (``extract -> landing-relative source files``) and drop the tables of extracts with no files.
+
+    Returns ``extract -> removed source files``. When a removed file may have decided a duplicate
+    verdict, the extract's remaining files are forgotten too, so the next :func:`load_extract`
+    reloads them. Views are rebuilt when a table was dropped.
+    """
+    removed: dict[str, list[str]] = {}
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for extract, source_file in con.execute(
+                "SELECT extract, source_file FROM _loaded_files ORDER BY ALL").fetchall():
+            if source_file not in set(present.get(extract, [])):
+                removed.setdefault(extract, []).append(source_file)
+        for extract, files in removed.items():
+            if _has_cross_file_duplicates(con, extract, files):
+                _forget(con, extract, None)
+            else:
+                _forget(con, extract, files)
+        dropped = False
+        for table, kind in _relations(con).items():
+            if kind == "BASE TABLE" and not table.startswith("_") and not present.get(table) \
+                    and "_file_sha256" in _existing_columns(con, table):
+                con.execute(f"DROP TABLE {quote(table)}")
+                _forget(con, table, None)
+                dropped = True
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    if dropped:
+        create_views(con)
+    return removed
+
+
+_MARKER = re.compile(r"^--\s*(part|view):\s*(\w+)\s+requires:\s*([\w\s]+?)\s*$")
+
+
+def _view_blocks(sql: str) -> list[tuple[str, str, list[str], str]]:
+    """(kind, view, required relations, SELECT text) for each marked block of the views file."""
+    blocks: list[tuple[str, str, list[str], list[str]]] = []
+    for line in sql.splitlines():
+        marker = _MARKER.match(line.strip())
+        if marker:
+            blocks.append((marker[1], marker[2], marker[3].split(), []))
+        elif blocks:
+            blocks[-1][3].append(line)
+    return [(kind, view, needs, "\n".join(body).strip()) for kind, view, needs, body in blocks]
+
+
+def create_views(con: duckdb.DuckDBPyConnection, sql_path: Path = VIEWS_SQL) -> list[str]:
+    """(Re)create the rule views of ``warehouse_views.sql`` whose source tables exist; drop the
+    others. Returns the names of the views created."""
+    blocks = _view_blocks(Path(sql_path).read_text(encoding="utf-8"))
+    order = list(dict.fromkeys(view for _, view, _, _ in blocks))
+    for view in reversed(order):
+        con.execute(f"DROP VIEW IF EXISTS {quote(view)}")
+    created: list[str] = []
+    for view in order:
+        available = set(_relations(con))
+        selects = [body for _, name, needs, body in blocks if name == view and set(needs) <= available]
+        if selects:
+            union = "\nUNION ALL\n".join(f"({s})" if len(selects) > 1 else s for s in selects)
+            con.execute(f"CREATE VIEW {quote(view)} AS\n{union}")
+            created.append(view)
+    return created
+
+
+def table_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    """Row count of every table (extract tables and bookkeeping), by name."""
+    tables = sorted(name for name, kind in _relations(con).items() if kind == "BASE TABLE")
+    return {t: con.execute(f"SELECT count(*) FROM {quote(t)}").fetchall()[0][0] for t in tables}

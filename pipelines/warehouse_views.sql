@@ -1,0 +1,44 @@
+-- Views for rules, created by pipelines.warehouse.create_views().
+--
+-- Each block starts with a marker line:
+--   -- part: <view> requires: <table> ...   one SELECT; the view is the UNION ALL of its parts
+--                                           whose required tables exist
+--   -- view: <view> requires: <relation> ... one SELECT, created when every relation exists
+-- A view none of whose parts can run is not created (rules check presence).
+
+-- part: death_records requires: deaths
+SELECT
+    person_id,
+    person_id_valid,
+    person_id_birth_date,
+    name,
+    death_date,
+    source,
+    record_id
+FROM deaths
+
+-- part: death_records requires: household
+-- A household row cancelled because of death is a police death record.
+SELECT
+    person_id,
+    person_id_valid,
+    person_id_birth_date,
+    name,
+    cancel_date AS death_date,
+    '公安' AS source,
+    'household:' || household_id AS record_id
+FROM household
+WHERE status = '注销' AND cancel_reason = '死亡'
+
+-- view: person_deaths requires: death_records
+-- Earliest death per valid canonical ID over all sources; `sources` and `record_ids` list every
+-- record reporting the death (sorted, distinct), not only the earliest one.
+SELECT
+    person_id,
+    min(death_date) AS death_date,
+    CAST(date_trunc('month', min(death_date)) AS DATE) AS death_month,
+    list_sort(list_distinct(list(source))) AS sources,
+    coalesce(list_sort(list_distinct(list(record_id) FILTER (WHERE record_id IS NOT NULL))), []::VARCHAR[]) AS record_ids
+FROM death_records
+WHERE person_id_valid AND death_date IS NOT NULL
+GROUP BY person_id
