@@ -90,11 +90,12 @@ def _print_run(run_dir: Path) -> None:
 
     manifest = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
     table = Table(title=f"run {manifest['run_id']}  (as of {manifest['parameters']['as_of']})")
-    for col in ("rule", "hits", "amount at risk (元)", "status"):
-        table.add_column(col, justify="right" if col in ("hits", "amount at risk (元)") else "left")
+    for col in ("rule", "hits", "held back", "amount at risk (元)", "status"):
+        table.add_column(col, justify="left" if col in ("rule", "status") else "right")
     for r in manifest["rules"]:
         status = r["status"] if r["status"] == "ran" else "skipped: needs " + ", ".join(r["missing"])
-        table.add_row(r["id"], str(r["rows"]), manifest["amount_per_rule"].get(r["id"], ""), status)
+        table.add_row(r["id"], str(r["rows"]), str(r.get("held_back", 0) or ""),
+                      manifest["amount_per_rule"].get(r["id"], ""), status)
     console.print(table)
     output = Path(manifest["parameters"]["output"])
     console.print(f"warehouse:          {output / 'warehouse.duckdb'}")

@@ -8,9 +8,6 @@ The extract-level "too many broken rows" check (``Contract.max_broken_rate``) li
 
 from __future__ import annotations
 
-import codecs
-import csv
-import hashlib
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -18,9 +15,11 @@ from pathlib import Path
 
 import polars as pl
 
-from pipelines.contracts import Contract, ValueType, header_key
+from pipelines.contracts import Contract, header_key
 from pipelines.errors import ExtractError
 from pipelines.normalize import normalize_column, output_schema
+from pipelines.readers import OVERFLOW, RawFile, hash_and_detect, read_csv_file, read_parquet_file, read_xlsx_file, \
+    transcode_gb18030
 
 FORMATS = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".xlsx": "xlsx", ".parquet": "parquet"}
 BOOKKEEPING = ("_source_file", "_source_row", "_file_sha256")
@@ -28,8 +27,6 @@ QUARANTINE_SCHEMA = {
     "extract": pl.String(), "source_file": pl.String(), "source_row": pl.Int64(),
     "reason": pl.String(), "raw_json": pl.String(),
 }
-_CHUNK = 16 * 1024 * 1024
-_OVERFLOW = "_overflow"
 # Longest raw value quoted in a quarantine reason; raw_json keeps the whole value.
 _REASON_VALUE_CHARS = 80
 
@@ -55,7 +52,7 @@ class FileResult:
     rows_quarantined: int
     staged_path: Path
     quarantine_path: Path
-    reasons: dict[str, int] = field(default_factory=dict)  # reason code -> rows
+    reasons: dict[str, int] = field(default_factory=dict)  # reason code -> rows with it
 
 
 @dataclass
@@ -134,127 +131,6 @@ def discover_extracts(landing: Path, contracts: dict[str, Contract]) -> Discover
     return found
 
 
-# ---------------------------------------------------------------------------- reading
-
-
-@dataclass
-class _RawFile:
-    frame: pl.LazyFrame  # '_source_row' Int64 + String columns c0..c{n-1} (+ '_overflow' for CSV)
-    headers: list[str]
-    encoding: str
-    excel: bool
-
-
-def _hash_and_detect(path: Path) -> tuple[str, int, str | None]:
-    """sha256, size and ('utf-8' | 'utf-8-sig' | None when not UTF-8), in one streaming pass."""
-    digest = hashlib.sha256()
-    decoder = codecs.getincrementaldecoder("utf-8")("strict")
-    utf8 = True
-    size = 0
-    first = b""
-    with open(path, "rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            if not first:
-                first = chunk[:3]
-            size += len(chunk)
-            digest.update(chunk)
-            if utf8 and not chunk.isascii():
-                try:
-                    decoder.decode(chunk)
-                except UnicodeDecodeError:
-                    utf8 = False
-        if utf8:
-            try:
-                decoder.decode(b"", final=True)
-            except UnicodeDecodeError:
-                utf8 = False
-    encoding = ("utf-8-sig" if first.startswith(codecs.BOM_UTF8) else "utf-8") if utf8 else None
-    return digest.hexdigest(), size, encoding
-
-
-def _transcode_gb18030(path: Path, target: Path, display: str) -> None:
-    """Strict GB18030 → UTF-8 copy in chunks; raises ExtractError when the bytes are not GB18030."""
-    decoder = codecs.getincrementaldecoder("gb18030")("strict")
-    offset = 0
-    try:
-        with open(path, "rb") as src, open(target, "wb") as dst:
-            while chunk := src.read(_CHUNK):
-                text = decoder.decode(chunk)
-                if offset == 0:
-                    text = text.lstrip("\ufeff")
-                dst.write(text.encode("utf-8"))
-                offset += len(chunk)
-            dst.write(decoder.decode(b"", final=True).encode("utf-8"))
-    except UnicodeDecodeError as exc:
-        target.unlink(missing_ok=True)
-        raise ExtractError(
-            f"cannot decode the file: it is neither UTF-8 nor GB18030/GBK (bad bytes near byte {offset + exc.start})",
-            file=display,
-            hint="re-export the file as UTF-8 (or GBK) text; fraudwatch never guesses an encoding lossily",
-        ) from None
-
-
-def _read_csv(path: Path, encoding: str, display: str) -> _RawFile:
-    with open(path, encoding=encoding, newline="") as fh:
-        first_line = fh.readline()
-    if not first_line.strip():
-        raise ExtractError("the file has no header row", file=display, hint="the first line must name the columns")
-    separator = "\t" if path.suffix.lower() == ".tsv" or first_line.count("\t") > first_line.count(",") else ","
-    headers = next(csv.reader([first_line], delimiter=separator))
-    schema = {f"c{i}": pl.String() for i in range(len(headers))}
-    schema[_OVERFLOW] = pl.String()
-    # The header line is scanned as data (row 1) and dropped: it fixes the field count, so a longer
-    # row fills '_overflow' (→ malformed_row) and a shorter one leaves NULLs (→ missing_required).
-    frame = (
-        pl.scan_csv(
-            path, has_header=False, separator=separator, schema=schema, missing_columns="insert",
-            truncate_ragged_lines=True, row_index_name="_source_row", row_index_offset=1, encoding="utf8",
-        )
-        .filter(pl.col("_source_row") > 1)
-        .with_columns(pl.col("_source_row").cast(pl.Int64))
-    )
-    return _RawFile(frame, headers, encoding, excel=False)
-
-
-def _read_xlsx(path: Path, display: str) -> _RawFile:
-    import fastexcel
-
-    try:
-        sheet = fastexcel.read_excel(path).load_sheet(0, header_row=0, dtypes="string")
-        data = sheet.to_polars()
-    except Exception as exc:  # fastexcel raises its own exception types
-        raise ExtractError(f"cannot read the workbook: {exc}", file=display, hint="save it as .xlsx from Excel or WPS") from None
-    headers = list(data.columns)
-    data = data.rename({h: f"c{i}" for i, h in enumerate(headers)})
-    # Date cells come out as 'YYYY-MM-DD 00:00:00'; keep the date.
-    data = data.with_columns(pl.all().str.replace(r"^(\d{4}-\d{2}-\d{2}) 00:00:00$", "$1"))
-    data = data.with_row_index("_source_row", offset=2).with_columns(pl.col("_source_row").cast(pl.Int64))
-    return _RawFile(data.lazy(), headers, "xlsx", excel=True)
-
-
-def _read_parquet(path: Path, contract: Contract, display: str) -> _RawFile:
-    try:
-        schema = pl.scan_parquet(path).collect_schema()
-    except Exception as exc:  # polars raises several error types for corrupt files
-        raise ExtractError(f"cannot read the Parquet file: {exc}", file=display) from None
-    header_map = contract.header_map()
-    for name, dtype in schema.items():
-        target = header_map.get(header_key(name))
-        if target and dtype.is_float() and contract.column(target).type in (ValueType.person_id, ValueType.firm_id):
-            raise ExtractError(
-                f"column {name!r} ({target}) is stored as floating point, which loses the digits of an 18-digit ID",
-                file=display, hint="write ID columns as strings",
-            )
-    headers = list(schema)
-    frame = (
-        pl.scan_parquet(path)
-        .select([pl.col(h).cast(pl.String).alias(f"c{i}") for i, h in enumerate(headers)])
-        .with_row_index("_source_row", offset=1)
-        .with_columns(pl.col("_source_row").cast(pl.Int64))
-    )
-    return _RawFile(frame, headers, "parquet", excel=False)
-
-
 # ---------------------------------------------------------------------------- canonicalising
 
 
@@ -300,11 +176,11 @@ def _quoted(raw: pl.Expr) -> pl.Expr:
     return pl.concat_str([pl.lit("'"), shown, pl.lit("'")])
 
 
-def _plan(contract: Contract, raw: _RawFile, where: str, source_file: str, sha256: str) -> tuple[pl.LazyFrame, pl.LazyFrame]:
+def _plan(contract: Contract, raw: RawFile, where: str, source_file: str, sha256: str) -> tuple[pl.LazyFrame, pl.LazyFrame]:
     """(clean rows in warehouse order, quarantine rows) for one file."""
     mapped, extras = _map_headers(contract, raw.headers, where)
     data_cols = [f"c{i}" for i in range(len(raw.headers))]
-    has_overflow = _OVERFLOW in raw.frame.collect_schema()
+    has_overflow = OVERFLOW in raw.frame.collect_schema()
     schema = output_schema(contract)
 
     # One struct column per mapped contract column ('_n_<col>'): outputs plus _present/_failed.
@@ -334,10 +210,10 @@ def _plan(contract: Contract, raw: _RawFile, where: str, source_file: str, sha25
     reason = pl.concat_str(problems, separator="; ", ignore_nulls=True) if problems else pl.lit("")
     if has_overflow:
         malformed = f"malformed_row: more fields than the {len(raw.headers)} header columns"
-        reason = pl.when(pl.col(_OVERFLOW).is_not_null()).then(pl.lit(malformed)).otherwise(reason)
+        reason = pl.when(pl.col(OVERFLOW).is_not_null()).then(pl.lit(malformed)).otherwise(reason)
     reason = pl.when(reason.str.len_bytes() > 0).then(reason)
 
-    scan_cols = data_cols + ([_OVERFLOW] if has_overflow else [])
+    scan_cols = data_cols + ([OVERFLOW] if has_overflow else [])
     staged = (
         raw.frame.filter(pl.any_horizontal(pl.col(scan_cols).is_not_null()))  # blank lines carry nothing
         .with_columns(*[n.expr.alias(struct_of[name]) for name, n in normalised.items()])
@@ -353,14 +229,14 @@ def _plan(contract: Contract, raw: _RawFile, where: str, source_file: str, sha25
     json_keys = _unique_labels(raw.headers)
     raw_fields = [pl.col(c).alias(k) for c, k in zip(data_cols, json_keys)]
     if has_overflow:
-        raw_fields.append(pl.col(_OVERFLOW).alias("(extra fields)"))
+        raw_fields.append(pl.col(OVERFLOW).alias("(extra fields)"))
     quarantine = staged.filter(pl.col("_reason").is_not_null()).select(
         pl.lit(contract.extract).alias("extract"),
         pl.lit(source_file).alias("source_file"),
         pl.col("_source_row").alias("source_row"),
         pl.col("_reason").alias("reason"),
         pl.struct(raw_fields).struct.json_encode().alias("raw_json"),
-    )
+    ).cast(QUARANTINE_SCHEMA)
     return clean, quarantine
 
 
@@ -375,12 +251,17 @@ def _unique_labels(headers: list[str]) -> list[str]:
 
 
 def _reason_counts(quarantine_path: Path) -> dict[str, int]:
+    """Rows per reason code (a row with several problems counts once for each code it has)."""
     codes = (
         pl.scan_parquet(quarantine_path)
-        .select(pl.col("reason").str.split("; ").explode().str.extract(r"^([a-z_]+)", 1).alias("code"))
-        .group_by("code").len().sort(["len", "code"], descending=[True, False]).collect()
+        .select("source_row", pl.col("reason").str.split("; ").alias("code"))
+        .explode("code")
+        .select("source_row", pl.col("code").str.extract(r"^([a-z_]+)", 1))
+        .group_by("code").agg(pl.col("source_row").n_unique().alias("rows"))
+        .sort(["rows", "code"], descending=[True, False])
+        .collect()
     )
-    return dict(zip(codes["code"].to_list(), codes["len"].to_list()))
+    return dict(zip(codes["code"].to_list(), codes["rows"].to_list()))
 
 
 def _count(path: Path) -> int:
@@ -402,7 +283,7 @@ def ingest_file(contract: Contract, path: Path, landing: Path, out_dir: Path, in
     fmt = FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise ExtractError(f"unsupported file type {path.suffix!r}", file=display, hint=f"use one of {', '.join(FORMATS)}")
-    sha256, size, encoding = _hash_and_detect(path)
+    sha256, size, encoding = hash_and_detect(path, display, text=fmt == "csv")
     if size == 0:
         raise ExtractError("the file is empty", file=display, hint="an extract needs a header row and data rows")
     stem = f"{index:04d}-{_safe_name(source_file)}"
@@ -414,14 +295,13 @@ def ingest_file(contract: Contract, path: Path, landing: Path, out_dir: Path, in
         if fmt == "csv":
             source = path
             if encoding is None:
-                _transcode_gb18030(path, transcoded, display)
+                transcode_gb18030(path, transcoded, display)
                 source, encoding = transcoded, "gb18030"
-            raw = _read_csv(source, "utf-8-sig" if encoding == "gb18030" else encoding, display)
-            raw.encoding = encoding
+            raw = read_csv_file(source, display)
         elif fmt == "xlsx":
-            raw = _read_xlsx(path, display)
+            raw, encoding = read_xlsx_file(path, display), "xlsx"
         else:
-            raw = _read_parquet(path, contract, display)
+            raw, encoding = read_parquet_file(path, contract, display), "parquet"
         clean, quarantine = _plan(contract, raw, display, source_file, sha256)
         try:
             pl.collect_all(
@@ -438,7 +318,7 @@ def ingest_file(contract: Contract, path: Path, landing: Path, out_dir: Path, in
         raise ExtractError("the file has a header but no data rows", file=display,
                            hint="remove the file or export it again with its rows")
     return FileResult(
-        path=path, source_file=source_file, format=fmt, size_bytes=size, sha256=sha256, encoding=raw.encoding,
+        path=path, source_file=source_file, format=fmt, size_bytes=size, sha256=sha256, encoding=encoding,
         rows_read=rows_clean + rows_quarantined, rows_clean=rows_clean, rows_quarantined=rows_quarantined,
         staged_path=staged_path, quarantine_path=quarantine_path,
         reasons=_reason_counts(quarantine_path) if rows_quarantined else {},

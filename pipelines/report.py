@@ -37,6 +37,8 @@ def summary_markdown(summary: RunSummary) -> str:
         f"| {name} | {rows} | {summary.quarantined_per_extract.get(name, 0)} |"
         for name, rows in sorted(summary.rows_per_extract.items())
     ]
+    if summary.held_back:
+        lines += ["", f"Held back {summary.held_back} suspect(s) closed as 无问题 with unchanged facts."]
     if summary.notes:
         lines += ["", "Notes:"] + [f"- {note}" for note in summary.notes]
     return "\n".join(lines) + "\n"

@@ -13,7 +13,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from pipelines import publish, warehouse
+from pipelines import outcomes, publish, warehouse
 from pipelines.errors import RunError
 from pipelines.ingest import IngestResult, discover_extracts, ingest_extract
 from pipelines.pipeline import Progress, RunConfig, RunContext, fail_run, finish_run, peak_rss_mb, prepare_run, run_stage
@@ -34,6 +34,7 @@ class RunSummary:
     validation_report: Path | None
     quarantine_dir: Path
     hits_per_rule: dict[str, int]
+    held_back: int
     amount_per_rule: dict[str, str]
     skipped_rules: dict[str, list[str]]
     absent_extracts: list[str]
@@ -136,9 +137,17 @@ def detect_stage(ctx: RunContext) -> RunHits:
 def publish_stage(ctx: RunContext, ingested: dict[str, IngestResult], validations: dict[str, ExtractValidation],
                   loaded: dict[str, Any], hits: RunHits) -> RunSummary:
     """Write suspects.parquet and manifest.json into the partial run folder, then make the run visible."""
-    table = publish.with_status(hits.table, ctx.run_id, ctx.previous)
+    con = _connect(ctx)
+    try:
+        kept, held = outcomes.apply_outcomes(con, hits.table)
+    finally:
+        con.close()
+    if held.count:
+        publish.write_parquet_atomic(held.table, ctx.partial / "held_back.parquet")
+        ctx.notes.append(held.reason)
+    table = publish.with_status(kept, ctx.run_id, ctx.previous)
     publish.write_parquet_atomic(table, ctx.partial / publish.SUSPECTS_FILE)
-    per_rule_hits = {r.rule_id: r.rows for r in hits.runs if r.status == "ran"}
+    per_rule_hits = {r.rule_id: r.rows - held.per_rule.get(r.rule_id, 0) for r in hits.runs if r.status == "ran"}
     per_rule_amount = _amount_per_rule(table)
     skipped = {r.rule_id: list(r.missing) for r in hits.runs if r.status == "skipped"}
     ctx.timings.setdefault("publish", 0.0)
@@ -161,9 +170,11 @@ def publish_stage(ctx: RunContext, ingested: dict[str, IngestResult], validation
         "validation": {n: {"passed": v.passed, "ge_success": v.ge_success,
                            "warnings": [c.message for c in v.checks if not c.passed and c.severity == "warning"]}
                        for n, v in sorted(validations.items())},
-        "rules": [{"id": r.rule_id, "version": r.version, "status": r.status, "rows": r.rows,
+        "rules": [{"id": r.rule_id, "version": r.version, "status": r.status,
+                   "rows": r.rows - held.per_rule.get(r.rule_id, 0), "held_back": held.per_rule.get(r.rule_id, 0),
                    "seconds": r.seconds, "missing": list(r.missing), "parameters": r.parameters} for r in hits.runs],
         "amount_per_rule": per_rule_amount,
+        "held_back": held.to_manifest(),
         "timings_seconds": ctx.timings,
         "peak_rss_mb": ctx.peak_rss_mb,
         "notes": ctx.notes,
@@ -174,7 +185,7 @@ def publish_stage(ctx: RunContext, ingested: dict[str, IngestResult], validation
     return RunSummary(
         run_id=ctx.run_id, run_dir=run_dir, warehouse=loaded["warehouse"], suspects=run_dir / publish.SUSPECTS_FILE,
         validation_report=report if report.exists() else None, quarantine_dir=run_dir / "quarantine",
-        hits_per_rule=per_rule_hits, amount_per_rule=per_rule_amount, skipped_rules=skipped,
+        hits_per_rule=per_rule_hits, held_back=held.count, amount_per_rule=per_rule_amount, skipped_rules=skipped,
         absent_extracts=manifest["absent_extracts"], rows_per_extract=loaded["counts"],
         quarantined_per_extract=loaded["quarantined"], timings=ctx.timings, peak_rss_mb=round(peak_rss_mb(), 1),
         notes=ctx.notes,

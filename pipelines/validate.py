@@ -460,8 +460,8 @@ def _unique_check(con, source_sql, col: Column, file_key: str) -> CheckResult:
     return CheckResult(
         "unique", col.name, extra == 0, int(extra), 0, "warning",
         f"{extra} duplicate row(s) over {values} repeated {col.name} value(s)"
-        + (f", e.g. {example!r}; ingest quarantines later duplicates (duplicate_id), so this means "
-           "duplicates across files or an ingest bug" if extra else ""),
+        + (f", e.g. {example!r}; the load keeps the first occurrence (by file, row) and quarantines "
+           "the others as duplicate_id" if extra else ""),
         files)
 
 

@@ -204,33 +204,49 @@ def _find_duplicates(con: duckdb.DuckDBPyConnection, contract: Contract, new_rel
     return demoted
 
 
+def _schema_matches(con: duckdb.DuckDBPyConnection, contract: Contract) -> bool:
+    """False when the extract's table exists with columns or types the contract no longer has."""
+    rows = con.execute(
+        "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = 'main' AND table_name = ?",
+        [contract.extract],
+    ).fetchall()
+    existing = dict(rows)
+    return not existing or all(existing.get(name) == kind for name, kind in table_columns(contract).items())
+
+
+def _new_rows_view(con: duckdb.DuckDBPyConnection, files: list) -> str:
+    con.execute("CREATE OR REPLACE TEMP VIEW _new_rows AS SELECT * FROM read_parquet("
+                f"{_parquet_list([f.staged_path for f in files])}, union_by_name = true)")
+    return "_new_rows"
+
+
 def load_extract(con: duckdb.DuckDBPyConnection, contract: Contract, result: IngestResult) -> LoadResult:
     """Load an extract's staged Parquet into its table, idempotently (see the module docstring).
 
     Ingest-quarantined rows and duplicate rows go to ``_quarantine``; every loaded file is recorded
-    in ``_loaded_files``. All in one transaction: a failure leaves the warehouse as it was.
+    in ``_loaded_files``. All in one transaction: a failure leaves the warehouse as it was. A table
+    built for an older version of the contract (other columns or types) is rebuilt.
     """
     extract = contract.extract
     outcome = LoadResult(extract)
-    loaded = dict(con.execute(
+    stale_schema = not _schema_matches(con, contract)
+    loaded = {} if stale_schema else dict(con.execute(
         "SELECT source_file, sha256 FROM _loaded_files WHERE extract = ?", [extract]).fetchall())
     todo = [f for f in result.files if loaded.get(f.source_file) != f.sha256]
     outcome.files_skipped = [f.source_file for f in result.files if f not in todo]
     if not todo:
         return outcome
     has_unique = any(c.unique for c in contract.columns)
+    new_rows = None
     con.execute("BEGIN TRANSACTION")
     try:
-        names = [f.source_file for f in todo]
-        rebuild = has_unique and _has_cross_file_duplicates(con, extract, names)
-        _forget(con, extract, names)
+        rebuild = stale_schema or (has_unique and _has_cross_file_duplicates(con, extract, [f.source_file for f in todo]))
         if not rebuild:
+            _forget(con, extract, [f.source_file for f in todo])
             _ensure_table(con, contract, [f.staged_path for f in todo])
-        new_relation = "_new_rows"
-        if has_unique and not rebuild:
-            con.execute(f"CREATE OR REPLACE TEMP VIEW {new_relation} AS SELECT * FROM read_parquet("
-                        f"{_parquet_list([f.staged_path for f in todo])}, union_by_name = true)")
-            rebuild = _find_duplicates(con, contract, new_relation) > 0
+            if has_unique:
+                new_rows = _new_rows_view(con, todo)
+                rebuild = _find_duplicates(con, contract, new_rows) > 0
         if rebuild:
             outcome.rebuilt = True
             _forget(con, extract, None)
@@ -238,10 +254,10 @@ def load_extract(con: duckdb.DuckDBPyConnection, contract: Contract, result: Ing
             todo = list(result.files)
             outcome.files_skipped = []
             _ensure_table(con, contract, [f.staged_path for f in todo])
-            con.execute(f"CREATE OR REPLACE TEMP VIEW {new_relation} AS SELECT * FROM read_parquet("
-                        f"{_parquet_list([f.staged_path for f in todo])}, union_by_name = true)")
-            _find_duplicates(con, contract, new_relation)
-        _insert(con, contract, todo, new_relation if has_unique else None, outcome)
+            if has_unique:
+                new_rows = _new_rows_view(con, todo)
+                _find_duplicates(con, contract, new_rows)
+        _insert(con, contract, todo, new_rows, outcome)
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
@@ -262,7 +278,8 @@ def _insert(con: duckdb.DuckDBPyConnection, contract: Contract, todo: list, new_
     else:
         con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {new_relation} n "
                     "ANTI JOIN _losers l USING (_source_file, _source_row)")
-        fields = ", ".join(f"'{c.name}', n.{quote(c.name)}" for c in contract.columns)
+        # canonical values as text, like the raw values of ingest's quarantine rows
+        fields = ", ".join(f"'{c.name}', CAST(n.{quote(c.name)} AS VARCHAR)" for c in contract.columns)
         con.execute(f"""
             INSERT INTO _quarantine
             SELECT ?, l._source_file, l._source_row, string_agg(l.reason, '; ' ORDER BY l.reason),

@@ -72,7 +72,7 @@ def clean(raw: pl.Expr) -> pl.Expr:
         {"t": f("t").str.strip_chars()},
         {"t": pl.when(f("t").str.len_bytes() > 0).then(f("t"))},
     )
-    return cleaned.struct.field("t")
+    return cleaned.struct.field("t").name.keep()
 
 
 def is_present(raw: pl.Expr) -> pl.Expr:
@@ -86,13 +86,14 @@ def text(raw: pl.Expr) -> pl.Expr:
 
 
 def name_from_clean(text_: pl.Expr) -> pl.Expr:
+    """:func:`name` on cleaned text."""
     squeezed = text_.str.replace_all(r"\s+", "")
     return stepwise({"s": squeezed}, {"s": pl.when(f("s").str.len_bytes() > 0).then(f("s"))}).struct.field("s")
 
 
 def name(raw: pl.Expr) -> pl.Expr:
     """Person or firm name: NFKC with every whitespace character removed (``·`` is kept)."""
-    return name_from_clean(clean(raw))
+    return name_from_clean(clean(raw)).name.keep()
 
 
 def raw_text(raw: pl.Expr) -> pl.Expr:
@@ -149,7 +150,7 @@ def date_from_clean(text_: pl.Expr, excel_serial: bool = False) -> pl.Expr:
 def parse_date(raw: pl.Expr, excel_serial: bool = False) -> pl.Expr:
     """Date from ``2024-03-05``, ``2024/3/5``, ``20240305``, ``2024年3月5日`` (a trailing time of day
     is ignored); with ``excel_serial`` (XLSX sources only) also Excel serial day numbers."""
-    return date_from_clean(clean(raw), excel_serial)
+    return date_from_clean(clean(raw), excel_serial).name.keep()
 
 
 def _period_slow(text_: pl.Expr, excel_serial: bool) -> pl.Expr:
@@ -178,7 +179,7 @@ def period_from_clean(text_: pl.Expr, excel_serial: bool = False) -> pl.Expr:
 def parse_period(raw: pl.Expr, excel_serial: bool = False) -> pl.Expr:
     """Benefit month as DATE (first day of the month) from ``202403``, ``2024-03``, ``2024/03``,
     ``2024年3月``; a full date gives its month."""
-    return period_from_clean(clean(raw), excel_serial)
+    return period_from_clean(clean(raw), excel_serial).name.keep()
 
 
 def _money_slow(text_: pl.Expr) -> pl.Expr:
@@ -226,7 +227,7 @@ def parse_money(raw: pl.Expr) -> pl.Expr:
     sign. More than two significant decimals (``1.234``) is not rounded: it gives NULL so the row is
     quarantined; trailing zeros (``1.500``) are fine.
     """
-    return money_from_clean(clean(raw))
+    return money_from_clean(clean(raw)).name.keep()
 
 
 def lookup(expr: pl.Expr, mapping: dict, dtype: pl.DataType) -> pl.Expr:
@@ -246,30 +247,33 @@ def lookup(expr: pl.Expr, mapping: dict, dtype: pl.DataType) -> pl.Expr:
 
 
 def scheme_from_clean(text_: pl.Expr) -> pl.Expr:
+    """:func:`parse_scheme` on cleaned text."""
     return lookup(text_.str.replace_all(r"\s+", ""), SCHEME_NAMES, pl.String())
 
 
 def parse_scheme(raw: pl.Expr) -> pl.Expr:
     """Pension scheme code '110' / '120' / '170' from the code or its full or short Chinese name."""
-    return scheme_from_clean(clean(raw))
+    return scheme_from_clean(clean(raw)).name.keep()
 
 
 def region_code_from_clean(text_: pl.Expr) -> pl.Expr:
+    """:func:`parse_region_code` on cleaned text."""
     return stepwise({"t": text_}, {"t": pl.when(f("t").str.contains(r"^\d{6}$")).then(f("t"))}).struct.field("t")
 
 
 def parse_region_code(raw: pl.Expr) -> pl.Expr:
     """Six-digit administrative division code as text; anything else → NULL."""
-    return region_code_from_clean(clean(raw))
+    return region_code_from_clean(clean(raw)).name.keep()
 
 
 def boolean_from_clean(text_: pl.Expr) -> pl.Expr:
+    """:func:`parse_boolean` on cleaned text."""
     return lookup(text_.str.to_lowercase(), BOOLEAN_WORDS, pl.Boolean())
 
 
 def parse_boolean(raw: pl.Expr) -> pl.Expr:
     """BOOLEAN from 是/否, Y/N, yes/no, true/false, 1/0 (any case)."""
-    return boolean_from_clean(clean(raw))
+    return boolean_from_clean(clean(raw)).name.keep()
 
 
 def enum_key(label: str) -> str:
@@ -278,6 +282,7 @@ def enum_key(label: str) -> str:
 
 
 def enum_from_clean(text_: pl.Expr, values: dict[str, list[str]]) -> pl.Expr:
+    """:func:`parse_enum` on cleaned text."""
     mapping = {enum_key(label): canonical for canonical, aliases in values.items() for label in [canonical, *aliases]}
     return lookup(text_.str.to_lowercase(), mapping, pl.String())
 
@@ -285,4 +290,4 @@ def enum_from_clean(text_: pl.Expr, values: dict[str, list[str]]) -> pl.Expr:
 def parse_enum(raw: pl.Expr, values: dict[str, list[str]]) -> pl.Expr:
     """The canonical enum value for a canonical value or one of its aliases (NFKC, any case);
     anything else → NULL."""
-    return enum_from_clean(clean(raw), values)
+    return enum_from_clean(clean(raw), values).name.keep()

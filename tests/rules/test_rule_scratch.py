@@ -92,11 +92,11 @@ USCCS = ["91110000MA01ABCD1M", "91110000MA01ABCD1X", "91110000ma01abcd1m", "9111
 
 def test_id_helpers_agree_with_the_normalizer():
     ids = pytest.importorskip("pipelines.normalize.ids")
-    frame = pl.DataFrame({"raw": IDS}).with_columns(**{k: v for k, v in ids.person_id_parts(pl.col("raw")).items()})
+    frame = pl.DataFrame({"raw": IDS}).with_columns(p=ids.person_id_parts(pl.col("raw"))).unnest("p")
     for row in frame.iter_rows(named=True):
         facts = person_id_facts(row["raw"])
         assert (facts["value"], facts["valid"], facts["birth_date"], facts["gender"]) == (
             row["value"], row["valid"], row["birth_date"], row["gender"]), row["raw"]
-    frame = pl.DataFrame({"raw": USCCS}).with_columns(**{k: v for k, v in ids.firm_id_parts(pl.col("raw")).items()})
+    frame = pl.DataFrame({"raw": USCCS}).with_columns(p=ids.firm_id_parts(pl.col("raw"))).unnest("p")
     for row in frame.iter_rows(named=True):
         assert firm_id_valid(row["raw"].upper()) == row["valid"], row["raw"]

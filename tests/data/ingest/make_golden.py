@@ -53,6 +53,7 @@ def formats() -> None:
 
     # deaths.xlsx: a real date cell, an Excel serial number in a General cell, text dates
     workbook = xlsxwriter.Workbook(str(out / "deaths.xlsx"))
+    workbook.set_properties({"created": dt.datetime(2024, 1, 1)})  # byte-identical reruns
     sheet = workbook.add_worksheet("死亡")
     date_format = workbook.add_format({"num_format": "yyyy-mm-dd"})
     sheet.write_row(0, 0, ["身份证号", "姓名", "死亡日期", "数据来源", "记录编号"])

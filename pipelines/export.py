@@ -1,0 +1,449 @@
+"""Suspect lists for auditors: XLSX or CSV with Chinese headers, optional masking.
+
+Every export row carries the suspect key 疑点编号 = ``run_id|rule_id|subject_id`` (masked exports:
+``run_id|rule_id|#n``, n = the suspect's 1-based position in the run ordered by rule_id,
+subject_id, so no ID leaks), followed by the empty outcome columns 处置结果, 追回金额(元), 处置说明,
+复核人, 复核日期 that :mod:`pipelines.outcomes` imports back. When the warehouse holds outcomes,
+they are pre-filled with each suspect's current outcome (re-importing them changes nothing).
+
+- XLSX: sheet 汇总 (hits, new hits and amounts per category and region, with subtotals), one sheet
+  per category (Chinese name; a category over Excel's row limit continues on "name (2)"), and
+  sheet 填写说明. IDs and keys are text cells, amounts numbers formatted ``#,##0.00``.
+- CSV: one UTF-8-with-BOM file with every suspect (category in a column), and the summary next to
+  it as ``<name>.summary.csv``. One file, so auditors fill in and import back one file.
+
+Everything is computed in DuckDB (sums as DECIMAL, exact); the XLSX is streamed row by row with
+xlsxwriter in constant-memory mode (the format needs it), the CSV batch by batch.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Callable
+
+import duckdb
+import polars as pl
+
+from pipelines import publish
+from pipelines.errors import RunError
+from pipelines.outcomes import KEY_HEADER, KEY_SEPARATOR, OUTCOME_HEADERS, OUTCOME_LABELS, current_outcomes_sql
+
+CATEGORY_ZH: dict[str, str] = {
+    "paid_after_death": "死亡冒领养老金",
+    "subsidy_after_death": "死亡冒领补贴",
+    "duplicate_cross_region": "跨地区重复领取",
+    "duplicate_cross_scheme": "跨险种重复领取",
+    "paid_during_imprisonment": "服刑期间领取",
+    "refund_retained": "稳岗资金滞留",
+    "duplicate_identity": "一人多号重复领取",
+    "duplicate_payment_same_period": "同期重复发放",
+    "pensioner_over_110": "超高龄领取养老金",
+    "shared_bank_account": "多人共用银行账户",
+}
+SEVERITY_ZH = {"high": "高", "medium": "中", "low": "低"}
+SUBJECT_TYPE_ZH = {"person": "个人", "firm": "单位"}
+STATUS_ZH = {"new": "新增", "recurring": "再次出现"}
+# suspects.parquet column -> export header (columns not listed keep their name)
+COLUMN_HEADERS: dict[str, str] = {
+    "run_id": "批次号", "rule_id": "规则编号", "category": "类别", "severity": "严重程度",
+    "subject_type": "对象类型", "subject_id": "身份证号/信用代码", "subject_name": "姓名/单位名称",
+    "region_code": "地区", "first_period": "起始所属期", "last_period": "截止所属期",
+    "amount_at_risk": "涉及金额(元)", "evidence": "证据", "reason": "疑点说明", "status": "状态",
+    "rule_version": "规则版本",
+}
+# Compound surnames kept whole when masking a name.
+COMPOUND_SURNAMES = ("欧阳", "司马", "诸葛", "上官", "东方", "皇甫", "尉迟", "公孙", "慕容", "令狐", "长孙", "宇文",
+                     "司徒", "夏侯", "轩辕", "端木", "独孤", "南宫", "西门", "百里", "呼延", "澹台", "公冶", "太史",
+                     "申屠", "钟离", "闾丘", "万俟", "单于", "赫连", "拓跋")
+XLSX_MAX_ROWS = 1_048_575  # data rows per sheet under Excel's 1,048,576-row limit
+Progress = Callable[[int, int], None]  # (rows written so far, total rows)
+
+
+def _lit(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _case(column: str, mapping: dict[str, str]) -> str:
+    whens = " ".join(f"WHEN {_lit(k)} THEN {_lit(v)}" for k, v in mapping.items())
+    return f"CASE {column} {whens} ELSE {column} END"
+
+
+def _category_order(column: str) -> str:
+    whens = " ".join(f"WHEN {_lit(k)} THEN {i}" for i, k in enumerate(CATEGORY_ZH))
+    return f"CASE {column} {whens} ELSE {len(CATEGORY_ZH)} END"
+
+
+def mask_id_sql(column: str) -> str:
+    """SQL: an ID with only its first 6 and last 4 characters shown (``110105********002X``)."""
+    return (f"CASE WHEN length({column}) > 10 THEN left({column}, 6) || repeat('*', length({column}) - 10) "
+            f"|| right({column}, 4) ELSE repeat('*', length({column})) END")
+
+
+def mask_name_sql(column: str) -> str:
+    """SQL: a person's name reduced to the surname (``张**``; compound surnames such as 欧阳 kept whole)."""
+    compound = "[" + ", ".join(_lit(s) for s in COMPOUND_SURNAMES) + "]"
+    return (f"CASE WHEN length({column}) >= 3 AND list_contains({compound}, left({column}, 2)) "
+            f"THEN left({column}, 2) || repeat('*', length({column}) - 2) "
+            f"ELSE left({column}, 1) || repeat('*', greatest(length({column}) - 1, 1)) END")
+
+
+def _mask_text_sql(column: str, json_text: bool) -> str:
+    """SQL masking the subject's ID and name in free text, then every ID-shaped token (18 or 15
+    digits), then a name written before an ID in brackets (``王五（440300...）``); in JSON also every
+    ``"…name…":"…"`` value. Bank accounts and record ids are left as they are."""
+    text = (f"replace(replace({column}, s.subject_id, {mask_id_sql('s.subject_id')}), "
+            f"coalesce(s.subject_name, chr(1)), coalesce({mask_name_sql('s.subject_name')}, ''))")
+    text = f"regexp_replace({text}, '\\b(\\d{{6}})\\d{{8}}(\\d{{3}}[\\dXx])\\b', '\\1********\\2', 'g')"
+    text = f"regexp_replace({text}, '\\b(\\d{{6}})\\d{{5}}(\\d{{4}})\\b', '\\1*****\\2', 'g')"
+    # a name right after a bracket/separator, as rules list people: （王五（440300…）、刘梅（…））
+    text = f"regexp_replace({text}, '([（(、，,：:\\s])(\\p{{Han}})[\\p{{Han}}·]{{0,5}}（(\\d{{6}}\\*)', '\\1\\2**（\\3', 'g')"
+    # elsewhere the name's start is unknown: mask up to 4 characters before the bracket (may over-mask)
+    text = f"regexp_replace({text}, '(\\p{{Han}})\\p{{Han}}{{1,3}}（(\\d{{6}}\\*)', '\\1**（\\2', 'g')"
+    if json_text:
+        text = f"regexp_replace({text}, '\"(\\w*name\\w*)\":\"(\\p{{Han}}|[^\"])[^\"]*\"', '\"\\1\":\"\\2**\"', 'g')"
+    return text
+
+
+@dataclass(frozen=True)
+class _Col:
+    header: str
+    sql: str
+    kind: str  # text | id | money | int | date
+
+
+def _columns(extra: list[str], mask: bool, money_sql_type: str) -> list[_Col]:
+    person = "s.subject_type = 'person'"
+    subject_id = f"CASE WHEN {person} THEN {mask_id_sql('s.subject_id')} ELSE s.subject_id END" if mask else "s.subject_id"
+    name = f"CASE WHEN {person} THEN {mask_name_sql('s.subject_name')} ELSE s.subject_name END" if mask else "s.subject_name"
+    reason = f"CASE WHEN {person} THEN {_mask_text_sql('s.reason', False)} ELSE s.reason END" if mask else "s.reason"
+    evidence = f"CASE WHEN {person} THEN {_mask_text_sql('s.evidence', True)} ELSE s.evidence END" if mask else "s.evidence"
+    key_tail = "'#' || s._ordinal" if mask else "s.subject_id"
+    sep = _lit(KEY_SEPARATOR)
+    money = f"::{money_sql_type}"
+    cols = [
+        _Col(KEY_HEADER, f"s.run_id || {sep} || s.rule_id || {sep} || {key_tail}", "id"),
+        _Col(COLUMN_HEADERS["rule_id"], "s.rule_id", "text"),
+        _Col(COLUMN_HEADERS["category"], _case("s.category", CATEGORY_ZH), "text"),
+        _Col(COLUMN_HEADERS["severity"], _case("s.severity", SEVERITY_ZH), "text"),
+        _Col(COLUMN_HEADERS["subject_type"], _case("s.subject_type", SUBJECT_TYPE_ZH), "text"),
+        _Col(COLUMN_HEADERS["subject_id"], subject_id, "id"),
+        _Col(COLUMN_HEADERS["subject_name"], name, "text"),
+        _Col(COLUMN_HEADERS["region_code"], "s.region_code", "id"),
+        _Col(COLUMN_HEADERS["first_period"], "s.first_period", "id"),
+        _Col(COLUMN_HEADERS["last_period"], "s.last_period", "id"),
+        _Col(COLUMN_HEADERS["amount_at_risk"], f"s.amount_at_risk{money}", "money"),
+        _Col(COLUMN_HEADERS["reason"], reason, "text"),
+        _Col(COLUMN_HEADERS["status"], _case("s.status", STATUS_ZH), "text"),
+        _Col(OUTCOME_HEADERS["outcome"], _case("o.outcome", OUTCOME_LABELS), "text"),
+        _Col(OUTCOME_HEADERS["recovered_amount"], f"o.recovered_amount{money}", "money"),
+        _Col(OUTCOME_HEADERS["note"], "o.note", "text"),
+        _Col(OUTCOME_HEADERS["reviewer"], "o.reviewer", "text"),
+        _Col(OUTCOME_HEADERS["review_date"], "o.review_date", "date"),
+        _Col(COLUMN_HEADERS["evidence"], evidence, "text"),
+        _Col(COLUMN_HEADERS["run_id"], "s.run_id", "id"),
+    ]
+    cols += [_Col(COLUMN_HEADERS.get(c, c), f's."{c}"', "int" if c == "rule_version" else "text") for c in extra]
+    return cols
+
+
+@dataclass
+class ExportResult:
+    """What :func:`export_suspects` wrote."""
+
+    run_id: str
+    files: list[Path]
+    rows: int
+    per_category: dict[str, int]
+    masked: bool
+    prefilled_outcomes: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+class _Source:
+    """An in-memory DuckDB over one run's suspects (view ``s``) and, when available, the current
+    outcomes from the warehouse (view ``o``)."""
+
+    def __init__(self, run_dir: Path, warehouse: Path | None, notes: list[str]) -> None:
+        manifest = _manifest(run_dir)
+        held = manifest.get("held_back") or {}
+        self.as_of: str | None = (manifest.get("parameters") or {}).get("as_of")
+        self.held_back: str | None = held.get("reason") if held.get("count") else None
+        self.con = duckdb.connect()
+        path = str(run_dir / publish.SUSPECTS_FILE)
+        self.con.execute("CREATE VIEW s AS SELECT *, row_number() OVER (ORDER BY rule_id, subject_id) AS _ordinal "
+                         f"FROM read_parquet({_lit(path)})")
+        self.columns = [r[0] for r in self.con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [path]).fetchall()]
+        empty = ("CREATE VIEW o AS SELECT NULL::VARCHAR AS rule_id, NULL::VARCHAR AS subject_id, NULL::VARCHAR AS outcome, "
+                 "NULL::DECIMAL(18,2) AS recovered_amount, NULL::VARCHAR AS note, NULL::VARCHAR AS reviewer, "
+                 "NULL::DATE AS review_date WHERE false")
+        attached = False
+        if warehouse is not None and Path(warehouse).exists():
+            try:
+                self.con.execute(f"ATTACH {_lit(str(warehouse))} AS wh (READ_ONLY)")
+                attached = self.con.execute("SELECT count(*) FROM duckdb_tables() WHERE database_name = 'wh' "
+                                            "AND table_name = '_outcomes'").fetchall()[0][0] > 0
+            except duckdb.Error as exc:
+                notes.append(f"outcomes not pre-filled: cannot open the warehouse read-only ({exc})")
+        self.con.execute(f"CREATE VIEW o AS {current_outcomes_sql('wh.main._outcomes')}" if attached else empty)
+
+    def rows_sql(self, mask: bool, money_sql_type: str) -> tuple[list[_Col], str]:
+        spec = [c for c, _ in publish.SUSPECT_COLUMNS]
+        extra = [c for c in self.columns if c not in spec and c != "_ordinal"]
+        cols = _columns(extra, mask, money_sql_type)
+        select = ", ".join(f"{c.sql} AS c{i}" for i, c in enumerate(cols))
+        sql = (f"SELECT s.category AS _category, {select} FROM s LEFT JOIN o USING (rule_id, subject_id) "
+               f"ORDER BY {_category_order('s.category')}, s.category, s.amount_at_risk DESC NULLS LAST, "
+               "s.rule_id, s.subject_id")
+        return cols, sql
+
+    def summary(self) -> pl.DataFrame:
+        """Hits, new hits and amount (DECIMAL) per category and region, with category subtotals and a total."""
+        return pl.from_arrow(self.con.sql(f"""
+            SELECT category AS category_code, {_case('category', CATEGORY_ZH)} AS category,
+                   CASE WHEN grouping(category) = 1 THEN '合计' WHEN grouping(region_code) = 1 THEN '小计'
+                        ELSE coalesce(region_code, '(空)') END AS region,
+                   count(*) AS hits, count(*) FILTER (WHERE status = 'new') AS new_hits,
+                   coalesce(sum(amount_at_risk), 0)::DECIMAL(38,2) AS amount_at_risk
+            FROM s GROUP BY GROUPING SETS ((category, region_code), (category), ())
+            ORDER BY grouping(category), {_category_order('category')}, category, grouping(region_code), region_code""").to_arrow_table())
+
+    def close(self) -> None:
+        self.con.close()
+
+
+_SUMMARY_HEADERS = ["类别", "类别代码", "地区", "疑点数", "其中新增", "涉及金额(元)"]
+
+
+def _manifest(run_dir: Path) -> dict:
+    path = run_dir / publish.MANIFEST_FILE
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+
+
+def _sheet_name(label: str, used: set[str]) -> str:
+    base = "".join(ch for ch in label if ch not in "[]:*?/\\")[:28] or "sheet"
+    name, n = base, 2
+    while name in used:
+        name, n = f"{base} ({n})", n + 1
+    used.add(name)
+    return name
+
+
+_WIDTHS = {"id": 20, "text": 14, "money": 14, "int": 8, "date": 12}
+
+
+def _write_xlsx(src: _Source, out: Path, mask: bool, run_id: str, progress: Progress | None) -> dict[str, int]:
+    import xlsxwriter
+
+    cols, sql = src.rows_sql(mask, "DOUBLE")  # DECIMAL(18,2) → nearest double, as float(Decimal) gives
+    summary = src.summary()
+    total = int(summary.filter(pl.col("category_code").is_null())["hits"].sum() or 0)
+    wb = xlsxwriter.Workbook(str(out), {"constant_memory": True, "strings_to_numbers": False,
+                                        "strings_to_formulas": False, "strings_to_urls": False})
+    bold = wb.add_format({"bold": True, "bg_color": "#DDEBF7", "border": 1})
+    money = wb.add_format({"num_format": "#,##0.00"})
+    money_bold = wb.add_format({"num_format": "#,##0.00", "bold": True})
+    text = wb.add_format({"num_format": "@"})
+    day = wb.add_format({"num_format": "yyyy-mm-dd"})
+    used: set[str] = set()
+    # summary sheet
+    ws = wb.add_worksheet(_sheet_name("汇总", used))
+    ws.set_column(0, 0, 18), ws.set_column(1, 1, 26), ws.set_column(2, 5, 14)
+    info = [("批次号", run_id), ("数据截止日期", src.as_of or ""), ("导出时间", datetime.now().strftime("%Y-%m-%d %H:%M")),
+            ("脱敏", "是（身份证号仅显示前6位和后4位，姓名仅显示姓氏）" if mask else "否")]
+    if src.held_back:
+        info.append(("暂缓列出", src.held_back))
+    ws.write_string(0, 0, "疑点清单汇总", wb.add_format({"bold": True, "font_size": 14}))
+    for i, (k, v) in enumerate(info, start=1):
+        ws.write_string(i, 0, k, bold), ws.write_string(i, 1, str(v))
+    top = len(info) + 2
+    for j, h in enumerate(_SUMMARY_HEADERS):
+        ws.write_string(top, j, h, bold)
+    for i, row in enumerate(summary.iter_rows(), start=top + 1):
+        code, label, region, hits, new_hits, amount = row
+        strong = region in ("小计", "合计")
+        ws.write_string(i, 0, "全部" if code is None else label), ws.write_string(i, 1, code or "")
+        ws.write_string(i, 2, region), ws.write_number(i, 3, hits), ws.write_number(i, 4, new_hits)
+        ws.write_number(i, 5, float(amount), money_bold if strong else money)
+    # category sheets, streamed
+    per_category: dict[str, int] = {}
+    ws, row, current, written = None, 0, None, 0
+    outcome_col = next(i for i, c in enumerate(cols) if c.header == OUTCOME_HEADERS["outcome"])
+
+    def new_sheet(label: str):
+        sheet = wb.add_worksheet(_sheet_name(label, used))
+        for j, c in enumerate(cols):
+            width = 60 if c.header == COLUMN_HEADERS["reason"] else 46 if c.header == KEY_HEADER else _WIDTHS[c.kind]
+            sheet.set_column(j, j, width, text if c.kind == "id" else day if c.kind == "date" else None)
+            sheet.write_string(0, j, c.header, bold)
+        sheet.freeze_panes(1, 1)
+        sheet.data_validation(1, outcome_col, XLSX_MAX_ROWS, outcome_col, {
+            "validate": "list", "source": list(OUTCOME_LABELS.values()), "error_type": "warning",
+            "input_title": "处置结果", "input_message": "确认违规 / 经办差错 / 无问题 / 核查中"})
+        return sheet
+
+    def finish(sheet, rows: int) -> None:
+        if sheet is not None:
+            sheet.autofilter(0, 0, max(rows, 1), len(cols) - 1)
+
+    reader = src.con.sql(sql).to_arrow_reader(50_000)
+    for batch in reader:
+        category = batch.column(0).to_pylist()
+        values = [batch.column(i + 1).to_pylist() for i in range(len(cols))]
+        label_values = values[2]
+        for r in range(batch.num_rows):
+            if category[r] != current or row > XLSX_MAX_ROWS - 1:
+                finish(ws, row)
+                if category[r] != current:
+                    current = category[r]
+                    per_category[current] = 0
+                ws, row = new_sheet(label_values[r] or "(空)"), 0
+            row += 1
+            per_category[current] += 1
+            for j, c in enumerate(cols):
+                v = values[j][r]
+                if v is None:
+                    continue
+                if c.kind == "money":
+                    ws.write_number(row, j, v, money)
+                elif c.kind == "int":
+                    ws.write_number(row, j, v)
+                elif c.kind == "date":
+                    ws.write_datetime(row, j, datetime(v.year, v.month, v.day), day)
+                else:
+                    ws.write_string(row, j, str(v))
+        written += batch.num_rows
+        if progress:
+            progress(written, total)
+    finish(ws, row)
+    _write_instructions(wb.add_worksheet(_sheet_name("填写说明", used)), bold)
+    wb.close()
+    return per_category
+
+
+def _write_instructions(ws, bold) -> None:
+    lines = [
+        ("列", "填写方法"),
+        (OUTCOME_HEADERS["outcome"], "必填才会导入：确认违规 / 经办差错 / 无问题 / 核查中（也可填 confirmed_fraud / admin_error / no_issue / under_review）；留空的行不导入"),
+        (OUTCOME_HEADERS["recovered_amount"], "已追回金额，单位元，最多两位小数；无问题的疑点不得填写"),
+        (OUTCOME_HEADERS["note"], "处置情况说明"),
+        (OUTCOME_HEADERS["reviewer"], "复核人姓名，填写处置结果时必填"),
+        (OUTCOME_HEADERS["review_date"], "复核日期，如 2025-03-31；留空按导入当天"),
+        (KEY_HEADER, "疑点的唯一编号，请勿修改；导入时据此找到疑点"),
+        ("导入", "fraudwatch outcomes import 本文件.xlsx  —— 任何一行有误则整份文件不导入，并列出所有错误行"),
+        ("无问题", "结论为“无问题”的疑点，在事实未变化（涉及金额未增加、没有更晚的违规所属期）时，以后的批次不再列出"),
+    ]
+    ws.set_column(0, 0, 16), ws.set_column(1, 1, 110)
+    for i, (a, b) in enumerate(lines):
+        ws.write_string(i, 0, a, bold if i == 0 else None), ws.write_string(i, 1, b, bold if i == 0 else None)
+
+
+def _write_csv(src: _Source, out: Path, mask: bool, progress: Progress | None) -> tuple[dict[str, int], Path]:
+    cols, sql = src.rows_sql(mask, "VARCHAR")  # exact decimal text, e.g. 8466.00
+    total = src.con.execute("SELECT count(*) FROM s").fetchall()[0][0]
+    per_category: dict[str, int] = {}
+    written = 0
+    with open(out, "wb") as fh:
+        fh.write(b"\xef\xbb\xbf")
+        reader = src.con.sql(sql).to_arrow_reader(100_000)
+        first = True
+        for batch in reader:
+            frame = pl.from_arrow(batch)
+            counts = frame.group_by("_category").len()
+            for cat, n in counts.iter_rows():
+                per_category[cat] = per_category.get(cat, 0) + n
+            frame = frame.drop("_category").rename({f"c{i}": c.header for i, c in enumerate(cols)})
+            frame.write_csv(fh, include_header=first)
+            first = False
+            written += batch.num_rows
+            if progress:
+                progress(written, total)
+        if first:  # no suspects: header only
+            fh.write((",".join(c.header for c in cols) + "\n").encode("utf-8"))
+    summary_path = out.with_name(out.stem + ".summary.csv")
+    summary = src.summary().with_columns(pl.col("amount_at_risk").cast(pl.String)).select(
+        pl.when(pl.col("category_code").is_null()).then(pl.lit("全部")).otherwise(pl.col("category")).alias("类别"),
+        pl.col("category_code").alias("类别代码"), pl.col("region").alias("地区"), pl.col("hits").alias("疑点数"),
+        pl.col("new_hits").alias("其中新增"), pl.col("amount_at_risk").alias("涉及金额(元)"))
+    with open(summary_path, "wb") as fh:
+        fh.write(b"\xef\xbb\xbf")
+        summary.write_csv(fh)
+    return per_category, summary_path
+
+
+def export_suspects(output: Path, out: Path, fmt: str = "xlsx", run: str = "latest", mask: bool = False,
+                    warehouse: Path | None = None, progress: Progress | None = None) -> ExportResult:
+    """Export a run's suspects (``run`` = ``latest`` or a run id under ``output``) to ``out``.
+
+    ``fmt`` is ``xlsx`` or ``csv``; ``mask`` masks person IDs and names (firms stay readable);
+    ``warehouse`` (default ``output/warehouse.duckdb``) supplies current outcomes to pre-fill.
+    ``progress(rows_written, total)`` is called after each batch.
+    """
+    if fmt not in ("xlsx", "csv"):
+        raise RunError(f"unknown export format {fmt!r}", hint="use --format xlsx or --format csv")
+    run_dir = publish.resolve_run(Path(output), run)
+    out = Path(out)
+    if out.suffix.lower() != f".{fmt}":
+        out = out.with_name(out.name + f".{fmt}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    notes: list[str] = []
+    src = _Source(run_dir, Path(warehouse) if warehouse else Path(output) / "warehouse.duckdb", notes)
+    tmp = out.with_name(f".{out.name}.partial")
+    try:
+        prefilled = src.con.execute("SELECT count(*) FROM s JOIN o USING (rule_id, subject_id)").fetchall()[0][0]
+        rows = src.con.execute("SELECT count(*) FROM s").fetchall()[0][0]
+        if fmt == "xlsx":
+            per_category = _write_xlsx(src, tmp, mask, run_dir.name, progress)
+            files = [out]
+        else:
+            per_category, summary_path = _write_csv(src, tmp, mask, progress)
+            final_summary = out.with_name(out.stem + ".summary.csv")
+            summary_path.replace(final_summary)
+            files = [out, final_summary]
+        tmp.replace(out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        tmp.with_name(tmp.stem + ".summary.csv").unlink(missing_ok=True)
+        raise
+    finally:
+        src.close()
+    return ExportResult(run_dir.name, files, rows, per_category, mask, prefilled, notes)
+
+
+@dataclass
+class RunOverview:
+    """A run's suspects aggregated for analysts (amounts DECIMAL(38,2), 元)."""
+
+    run_id: str
+    as_of: str | None
+    suspects: pl.DataFrame     # the suspects.parquet rows, plus category_zh
+    by_category: pl.DataFrame  # category, category_zh, hits, new_hits, amount_at_risk
+    by_region: pl.DataFrame    # region_code, hits, amount_at_risk
+    by_month: pl.DataFrame     # month (first improper period, YYYY-MM), category, hits, amount_at_risk
+    by_rule: pl.DataFrame      # rule_id, severity, hits, amount_at_risk
+
+
+def run_overview(output: Path, run: str = "latest") -> RunOverview:
+    """Hits and amounts of one run by category, region, first improper month and rule (for notebooks)."""
+    run_dir = publish.resolve_run(Path(output), run)
+    con = duckdb.connect()
+    try:
+        con.execute(f"CREATE VIEW s AS SELECT *, {_case('category', CATEGORY_ZH)} AS category_zh "
+                    f"FROM read_parquet({_lit(str(run_dir / publish.SUSPECTS_FILE))})")
+        amount = "coalesce(sum(amount_at_risk), 0)::DECIMAL(38,2) AS amount_at_risk"
+        q = lambda sql: pl.from_arrow(con.sql(sql).to_arrow_table())  # noqa: E731
+        return RunOverview(
+            run_id=run_dir.name,
+            as_of=(_manifest(run_dir).get("parameters") or {}).get("as_of"),
+            suspects=q("SELECT * FROM s ORDER BY rule_id, subject_id"),
+            by_category=q(f"SELECT category, any_value(category_zh) AS category_zh, count(*) AS hits, "
+                          f"count(*) FILTER (WHERE status = 'new') AS new_hits, {amount} FROM s GROUP BY 1 ORDER BY 1"),
+            by_region=q(f"SELECT region_code, count(*) AS hits, {amount} FROM s GROUP BY 1 ORDER BY 1"),
+            by_month=q(f"SELECT first_period AS month, category, count(*) AS hits, {amount} FROM s "
+                       "WHERE first_period IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 2"),
+            by_rule=q(f"SELECT rule_id, any_value(severity) AS severity, count(*) AS hits, {amount} FROM s GROUP BY 1 ORDER BY 1"),
+        )
+    finally:
+        con.close()
