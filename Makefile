@@ -26,5 +26,6 @@ test: $(STAMP)
 sample: $(STAMP)
 	$(BIN)/fraudwatch synth --persons 3000 --months 12 --seed 20241 --messy --format csv --out sample_data
 
+# out/ is kept: out/warehouse.duckdb holds the auditors' outcomes (处置结果). Delete it by hand.
 clean:
-	rm -rf $(OUT) build *.egg-info
+	rm -rf build *.egg-info
