@@ -38,14 +38,19 @@ def load_task(ctx, ingested):
     return run_stage(ctx, "load", stages.load_stage, ingested)
 
 
+@task(name="link", cache_policy=NO_CACHE)
+def link_task(ctx):
+    return run_stage(ctx, "link", stages.link_stage)
+
+
 @task(name="detect", cache_policy=NO_CACHE)
 def detect_task(ctx):
     return run_stage(ctx, "detect", stages.detect_stage)
 
 
 @task(name="publish", **_io)
-def publish_task(ctx, ingested, validations, loaded, hits):
-    return run_stage(ctx, "publish", stages.publish_stage, ingested, validations, loaded, hits)
+def publish_task(ctx, ingested, validations, loaded, hits, linked):
+    return run_stage(ctx, "publish", stages.publish_stage, ingested, validations, loaded, hits, linked)
 
 
 @flow(name="fraudwatch-audit", log_prints=True)
@@ -58,7 +63,7 @@ def audit_flow(
     parameters: dict[str, dict[str, Any]] | None = None,
     memory_limit: str | None = None,
 ) -> dict[str, Any]:
-    """ingest → validate → load → detect → publish; publishes a hit table, a summary and a link as artifacts."""
+    """ingest → validate → load → link → detect → publish; publishes a hit table, a summary and a link as artifacts."""
     config = RunConfig(
         input=Path(input), output=Path(output), as_of=as_of or date.today(),
         rule_ids=tuple(rules or ()), categories=tuple(categories or ()),
@@ -73,10 +78,12 @@ def audit_flow(
         validations = validate_task(ctx, ingested)
         update_progress_artifact(progress, 40.0)
         loaded = load_task(ctx, ingested)
-        update_progress_artifact(progress, 60.0)
+        update_progress_artifact(progress, 55.0)
+        linked = link_task(ctx)
+        update_progress_artifact(progress, 70.0)
         hits = detect_task(ctx)
         update_progress_artifact(progress, 85.0)
-        summary = publish_task(ctx, ingested, validations, loaded, hits)
+        summary = publish_task(ctx, ingested, validations, loaded, hits, linked)
         update_progress_artifact(progress, 100.0)
     except BaseException:
         fail_run(ctx)

@@ -16,6 +16,7 @@ import pyarrow as pa
 from pipelines import outcomes, publish, warehouse
 from pipelines.errors import RunError
 from pipelines.ingest import IngestResult, discover_extracts, ingest_extract
+from pipelines.linking import LinkResult, link_persons
 from pipelines.pipeline import Progress, RunConfig, RunContext, fail_run, finish_run, peak_rss_mb, prepare_run, run_stage
 from pipelines.rules.engine import RunHits, run_rules
 from pipelines.rules.loader import load_rules
@@ -96,13 +97,24 @@ def load_stage(ctx: RunContext, ingested: dict[str, IngestResult]) -> dict[str, 
                 f"TO '{_sql_path(target)}' (FORMAT parquet, COMPRESSION zstd)",
                 [name],
             )
-        counts = warehouse.table_counts(con)
+        counts = {name: n for name, n in warehouse.table_counts(con).items() if name in ctx.contracts}
         quarantined = dict(con.execute("SELECT extract, count(*) FROM _quarantine GROUP BY extract").fetchall())
     finally:
         con.close()
     for name, files in removed.items():
         ctx.notes.append(f"{name}: removed rows of files no longer in the landing folder: {', '.join(files)}")
     return {"loads": loads, "views": views, "counts": counts, "quarantined": quarantined, "warehouse": cfg.warehouse_path}
+
+
+def link_stage(ctx: RunContext) -> LinkResult:
+    """Identity resolution: link IDs that are one person and match death records with broken IDs.
+
+    Rebuilds `person_links`, `person_link_candidates`, `identity_clusters` and `death_matches`."""
+    con = _connect(ctx)
+    try:
+        return link_persons(con)
+    finally:
+        con.close()
 
 
 def select_rules(ctx: RunContext) -> list[Rule]:
@@ -135,7 +147,7 @@ def detect_stage(ctx: RunContext) -> RunHits:
 
 
 def publish_stage(ctx: RunContext, ingested: dict[str, IngestResult], validations: dict[str, ExtractValidation],
-                  loaded: dict[str, Any], hits: RunHits) -> RunSummary:
+                  loaded: dict[str, Any], hits: RunHits, linked: LinkResult | None = None) -> RunSummary:
     """Write suspects.parquet and manifest.json into the partial run folder, then make the run visible."""
     con = _connect(ctx)
     try:
@@ -175,6 +187,7 @@ def publish_stage(ctx: RunContext, ingested: dict[str, IngestResult], validation
                    "seconds": r.seconds, "missing": list(r.missing), "parameters": r.parameters} for r in hits.runs],
         "amount_per_rule": per_rule_amount,
         "held_back": held.to_manifest(),
+        "identity_linking": linked.as_dict() if linked is not None else None,
         "timings_seconds": ctx.timings,
         "peak_rss_mb": ctx.peak_rss_mb,
         "notes": ctx.notes,
@@ -199,8 +212,9 @@ def run_pipeline(config: RunConfig, progress: Progress | None = None) -> RunSumm
         ingested = run_stage(ctx, "ingest", ingest_stage, progress=progress)
         validations = run_stage(ctx, "validate", validate_stage, ingested, progress=progress)
         loaded = run_stage(ctx, "load", load_stage, ingested, progress=progress)
+        linked = run_stage(ctx, "link", link_stage, progress=progress)
         hits = run_stage(ctx, "detect", detect_stage, progress=progress)
-        return run_stage(ctx, "publish", publish_stage, ingested, validations, loaded, hits, progress=progress)
+        return run_stage(ctx, "publish", publish_stage, ingested, validations, loaded, hits, linked, progress=progress)
     except BaseException:
         fail_run(ctx)
         raise

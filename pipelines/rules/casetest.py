@@ -1,6 +1,9 @@
 """The embedded test runner: each case of a rule builds a scratch warehouse from its rows, runs
 the rule through the real engine and compares the hits with ``expect``.
 
+Rules that read the link stage's tables (``person_links``, ``identity_clusters``, ...) get them
+computed from the case rows by :func:`pipelines.linking.link_persons`.
+
 The hit set must match exactly (no missing, no extra subjects); for each expected hit the
 amount is compared as exact text (``'8123.40'``, or null), and first/last period, region code
 and ``reason_contains`` fragments when the case gives them.
@@ -15,6 +18,7 @@ from pipelines.errors import RuleError, RuleTestFailure
 from pipelines.rules.engine import run_rules
 from pipelines.rules.model import Case, Rule
 from pipelines.rules.scratch import CaseDataError, make_scratch_db
+from pipelines.rules.sqlcheck import DERIVED_TABLES
 
 
 @dataclass
@@ -65,6 +69,10 @@ def run_case(rule: Rule, index: int) -> CaseResult:
         result.problems.append(f"bad case data: {exc}")
         return result
     try:
+        if set(rule.requires) & set(DERIVED_TABLES):
+            from pipelines.linking import link_persons
+
+            link_persons(con)  # the link stage, as a run does between load and detect
         run = run_rules(con, [rule], case.as_of, {rule.id: case.parameters} if case.parameters else None)
     except RuleError as exc:
         result.problems.append(f"rule failed: {exc}")

@@ -22,7 +22,7 @@ from pipelines.errors import RuleError
 from pipelines.rules import dialect
 from pipelines.rules.model import OUTPUT_COLUMNS, Rule
 from pipelines.rules.reason import compile_reason, placeholders
-from pipelines.rules.sqlcheck import VIEW_NAMES, CheckedQuery, check_rule_sql, default_table_names
+from pipelines.rules.sqlcheck import DERIVED_TABLES, VIEW_NAMES, CheckedQuery, check_rule_sql, default_table_names
 
 HITS_SCHEMA = pa.schema(
     [
@@ -278,10 +278,11 @@ def lint_rules(rules: Iterable[Rule], tables: Iterable[str] | None = None) -> li
         except Exception as exc:  # noqa: BLE001 - any transpile failure is a lint problem
             problems.append(err(f"the query does not transpile to Spark: {exc}", rule.line_of("query")))
         for i, case in enumerate(rule.tests):
-            bad = sorted(set(case.tables) - (warehouse - set(VIEW_NAMES)))
+            bad = sorted(set(case.tables) - (warehouse - set(VIEW_NAMES) - set(DERIVED_TABLES)))
             if bad:
                 problems.append(err(f"case {case.name!r} fills unknown or non-extract table(s) {', '.join(bad)}",
-                                    rule.line_of("tests", i, "tables"), hint="case rows go into extract tables; views are computed"))
+                                    rule.line_of("tests", i, "tables"),
+                                    hint="case rows go into extract tables; views and link tables are computed"))
         if not any(case.expect for case in rule.tests):
             problems.append(err("no test case expects a hit (add a positive case)", rule.line_of("tests")))
         if all(case.expect for case in rule.tests):

@@ -22,10 +22,13 @@ from sqlglot import exp
 from sqlglot.errors import ParseError, SqlglotError
 
 from pipelines.errors import RuleSQLRefused
+from pipelines.linking.schema import LINK_TABLES
 from pipelines.rules import dialect
 from pipelines.rules.model import BUILTIN_PARAMETERS, Rule
 
 VIEW_NAMES = ("death_records", "person_deaths")
+# Tables computed from the extracts by a pipeline stage (identity resolution, pipelines/linking).
+DERIVED_TABLES = LINK_TABLES
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 # Structural node types a read-only SELECT is made of.
@@ -120,10 +123,11 @@ class CheckedQuery:
 
 @lru_cache(maxsize=1)
 def default_table_names() -> frozenset[str]:
-    """Warehouse table and view names: every data-contract extract plus the rule views."""
+    """Warehouse table and view names: every data-contract extract, the rule views and the
+    derived tables of the link stage."""
     from pipelines.contracts import load_contracts
 
-    return frozenset(load_contracts()) | frozenset(VIEW_NAMES)
+    return frozenset(load_contracts()) | frozenset(VIEW_NAMES) | frozenset(DERIVED_TABLES)
 
 
 def function_name(node: exp.Func) -> str:

@@ -3,7 +3,8 @@ fraud cases, near misses and the exact ground truth a correct run must report.
 
 Layout: `population` (people, IDs, names, calendar), `cases` (planted person cases),
 `background` (everyone else, clean by construction), `firms` (refunds and transfers),
-`truth` (ground truth), `extracts` (canonical frames), `messy` and `writer` (files)."""
+`truth` (ground truth), `identity` / `identity_truth` (one person behind several IDs, death
+records under broken IDs), `extracts` (canonical frames), `messy` and `writer` (files)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from pipelines.synth import extracts
 from pipelines.synth.background import plant_background
 from pipelines.synth.cases import MIN_MONTHS, Ctx, cases_per_kind, plant_persons
 from pipelines.synth.firms import DEADLINE_DAYS, build_firms
+from pipelines.synth.identity_truth import identity_truth
 from pipelines.synth.plan import Plan
 from pipelines.synth.population import Calendar, build_population
 from pipelines.synth.truth import ground_truth
@@ -30,6 +32,8 @@ MIN_PERSONS = 200
 EXTRACTS = ["pension_payments", "deaths", "household", "prisoners", "subsidy_payments",
             "stabilization_refunds", "refund_transfers"]
 AS_OF_MARGIN_MONTHS = 3
+# Identity cases (issue 4): their truth, near misses and the planted variant IDs (identity_truth.py).
+IDENTITY_FILES = ("ground_truth_identity.parquet", "near_misses_identity.parquet", "identity_variants.parquet")
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,7 @@ class SynthSummary:
     near_misses: int
     valid_as_of_from: str         # ground truth holds for any as_of on or after this date
     files: list[Path] = field(default_factory=list)
+    identity_cases: dict[str, int] = field(default_factory=dict)  # ground_truth_identity rows per rule_id
 
 
 def _check(persons: int, months: int, fmt: str, start_period: str) -> None:
@@ -62,7 +67,8 @@ def _clear(out: Path) -> None:
         for path in out.glob(f"{name}*"):
             if path.is_file() and path.suffix in (".csv", ".parquet"):
                 path.unlink()
-    for name in ("ground_truth.parquet", "near_misses.parquet", "planted_bad_rows.parquet", "synth_meta.json"):
+    for name in ("ground_truth.parquet", "near_misses.parquet", "planted_bad_rows.parquet", "synth_meta.json",
+                 *IDENTITY_FILES):
         (out / name).unlink(missing_ok=True)
 
 
@@ -89,6 +95,7 @@ def generate(
     plant_background(Ctx(streams[2], cal, pop, plan), planted)
     firms = build_firms(Ctx(streams[3], cal, pop, plan))
     gt, near = ground_truth(pop, cal, plan, firms)
+    gt_identity, near_identity, variants, identity_facts = identity_truth(pop, cal, plan)
     extracts.apply_names(pop, plan)
 
     writer = ExtractWriter(out, fmt, messy, load_contracts(), streams[4])
@@ -108,6 +115,9 @@ def generate(
     write_parquet(near, out / "near_misses.parquet")
     bad = writer.bad_rows()
     write_parquet(bad, out / "planted_bad_rows.parquet")
+    for frame, name in zip((gt_identity, near_identity, variants), IDENTITY_FILES):
+        write_parquet(frame, out / name)
+    identity_cases = {k: int(v) for k, v in gt_identity.group_by("rule_id").len().sort("rule_id").iter_rows()}
 
     valid_from = str((cal.start + months + AS_OF_MARGIN_MONTHS).astype("datetime64[D]"))
     cases = {k: int(v) for k, v in gt.group_by("category").len().sort("category").iter_rows()}
@@ -118,12 +128,15 @@ def generate(
         "valid_as_of_from": valid_from, "refund_deadline_days": DEADLINE_DAYS,
         "cases_per_kind": cases_per_kind(persons),
         "rows": writer.rows, "planted_bad_rows": len(bad), "ground_truth": cases, "near_misses": len(near),
+        "ground_truth_identity": identity_cases, "near_misses_identity": len(near_identity),
+        "identity": identity_facts,
     }
     (out / "synth_meta.json").write_text(json.dumps(meta, ensure_ascii=False, indent=2, sort_keys=True) + "\n",
                                          encoding="utf-8")
     files = writer.files + [out / n for n in
-                            ("ground_truth.parquet", "near_misses.parquet", "planted_bad_rows.parquet", "synth_meta.json")]
-    return SynthSummary(out, dict(writer.rows), len(bad), cases, len(near), valid_from, files)
+                            ("ground_truth.parquet", "near_misses.parquet", "planted_bad_rows.parquet", "synth_meta.json",
+                             *IDENTITY_FILES)]
+    return SynthSummary(out, dict(writer.rows), len(bad), cases, len(near), valid_from, files, identity_cases)
 
 
 __all__ = ["generate", "SynthSummary"]

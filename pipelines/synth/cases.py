@@ -2,8 +2,9 @@
 death, household and prison history of its subjects, plus the categories they must
 fire (or, for near misses, must not fire). Firms are planted in `firms.py`.
 
-Adding a category (e.g. duplicate_identity) means adding kinds here and its
-semantics in `truth.py`."""
+Adding a category means adding kinds here and its semantics in `truth.py`. The identity kinds
+(duplicate_identity and weak death matches) live in `identity.py`, their truth in
+`identity_truth.py`."""
 
 from __future__ import annotations
 
@@ -333,6 +334,11 @@ PERSON_KINDS: dict[str, tuple[Callable[[Ctx, np.ndarray], None], int]] = {
     "nm_subsidy_death_month": (nm_subsidy_death_month, 1),
 }
 
+# Identity cases (one person behind two IDs, death records under broken IDs; issue 4).
+from pipelines.synth.identity import IDENTITY_KINDS, SPARSE_KINDS  # noqa: E402  (imports nothing from here)
+
+PERSON_KINDS.update(IDENTITY_KINDS)
+
 CASE_RATE = 0.0003  # cases per kind per person
 MIN_MONTHS = 4
 
@@ -342,17 +348,25 @@ def cases_per_kind(persons: int) -> int:
     return max(2, round(persons * CASE_RATE))
 
 
+def kind_count(kind: str, persons: int) -> int:
+    """Cases of one kind: :func:`cases_per_kind`, but at least one (not two) for the identity kinds
+    that file death records under broken IDs (``identity.SPARSE_KINDS``)."""
+    if kind in SPARSE_KINDS:
+        return max(1, round(persons * CASE_RATE))
+    return cases_per_kind(persons)
+
+
 def plant_persons(c: Ctx) -> np.ndarray:
     """Plant every person kind on disjoint pensioners; returns the planted person indexes."""
-    per_kind = cases_per_kind(len(c.pop))
-    need = sum(per_kind * size for _, size in PERSON_KINDS.values())
+    counts = {kind: kind_count(kind, len(c.pop)) for kind in PERSON_KINDS}
+    need = sum(counts[kind] * size for kind, (_, size) in PERSON_KINDS.items())
     pool = np.flatnonzero(c.pop.pensioner)
     if need > len(pool) // 2:
         raise ValueError(f"{len(c.pop)} persons are too few to plant {need} case persons")
     chosen = c.rng.choice(pool, need, replace=False)
     start = 0
-    for fn, size in PERSON_KINDS.values():
-        take = chosen[start : start + per_kind * size]
-        start += per_kind * size
+    for kind, (fn, size) in PERSON_KINDS.items():
+        take = chosen[start : start + counts[kind] * size]
+        start += counts[kind] * size
         fn(c, take)
     return np.sort(chosen)

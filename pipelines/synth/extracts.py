@@ -9,7 +9,7 @@ import polars as pl
 
 from pipelines.synth import reference as ref
 from pipelines.synth.firms import Firms
-from pipelines.synth.ids import legacy15
+from pipelines.synth.ids import bank_accounts, legacy15
 from pipelines.synth.plan import NONE, Plan
 from pipelines.synth.population import Calendar, Population
 
@@ -36,22 +36,39 @@ def apply_names(pop: Population, plan: Plan) -> None:
         pop.names = pop.names.scatter(same["person"].to_numpy(), pop.names.gather(same["name_of"]))
 
 
+def variant_pension_runs(pop: Population, plan: Plan) -> pl.DataFrame:
+    """Pension runs paid under planted variant IDs (identity cases), with the variant's ID and name
+    and a bank account of its own; columns as the runs of :func:`pension_book` before sorting."""
+    runs = plan.variant_pension.frame().join(plan.variants.frame(), on="variant")
+    accounts = bank_accounts(len(pop) + runs["variant"].to_numpy(), np.random.default_rng(len(pop)))
+    return runs.select(
+        "person", "first", "last", pay_month=pl.lit(NONE, pl.Int64), legacy=pl.lit(False), region="region", scheme="scheme",
+        fen="fen", person_id="person_id", name="name", bank_account=accounts,
+        key=pop.id_key[runs["person"].to_numpy()],
+    )
+
+
 def pension_book(pop: Population, plan: Plan) -> pl.DataFrame:
     """All pension runs with their person's text columns, sorted as the agency exports them."""
     runs = plan.pension.frame()
     ids = pop.ids.gather(runs["person"])
+    own = runs.with_columns(
+        person_id=pl.when(pl.col("legacy")).then(pl.lit(legacy15(ids))).otherwise(pl.lit(ids)),
+        name=pop.names.gather(runs["person"]),
+        bank_account=pop.accounts.gather(runs["person"]),
+        key=pop.id_key[runs["person"].to_numpy()],
+    )
+    variants = variant_pension_runs(pop, plan)
+    if len(variants):
+        own = pl.concat([own, variants.select(own.columns).cast(own.schema)])
     return (
-        runs.with_columns(
-            person_id=pl.when(pl.col("legacy")).then(pl.lit(legacy15(ids))).otherwise(pl.lit(ids)),
-            name=pop.names.gather(runs["person"]),
-            bank_account=pop.accounts.gather(runs["person"]),
+        own.with_columns(
             region_code=pl.col("region").cast(pl.String),
             scheme_text=pl.col("scheme").cast(pl.String),
             amount=money_text(pl.col("fen")),
             day=pay_day(pl.col("region")),
-            key=pop.id_key[runs["person"].to_numpy()],
         )
-        .sort("region", "key", "scheme", "first")
+        .sort("region", "key", "scheme", "first", "person_id")
         .select("first", "last", "pay_month", "day", "person_id", "name", "scheme_text", "region_code", "amount",
                 "bank_account")
     )
@@ -96,7 +113,15 @@ def deaths(pop: Population, plan: Plan) -> pl.DataFrame:
         death_date=pl.col("date").dt.to_string("%Y-%m-%d"),
         source=pl.Series(ref.DEATH_SOURCES).gather(d["source"]),
         prefix=pl.Series(["GA", "MZ", "WJ"]).gather(d["source"]),
-    ).sort("death_date", "source", "person_id")
+    )
+    v = plan.variant_deaths.frame().join(plan.variants.frame(), on="variant")
+    if len(v):  # death records filed under planted variant IDs (identity cases)
+        df = pl.concat([df, v.select(
+            "person_id", "name", death_date=pl.col("date").dt.to_string("%Y-%m-%d"),
+            source=pl.Series(ref.DEATH_SOURCES).gather(v["source"]),
+            prefix=pl.Series(["GA", "MZ", "WJ"]).gather(v["source"]),
+        )])
+    df = df.sort("death_date", "source", "person_id")
     return df.select(
         "person_id", "name", "death_date", "source",
         record_id=pl.col("prefix") + pl.col("death_date").str.replace_all("-", "")

@@ -35,14 +35,27 @@ def _cat(*parts: pl.Series | str) -> pl.Series:
 
 
 def person_id(s: pl.Series, rng: np.random.Generator) -> pl.Series:
-    """~5 % legacy 15-digit (only 18-char IDs of people born 1900-1999), a few lower-case, full-width or padded."""
-    legacy = (pl.Series(rng.random(len(s)) < LEGACY_SHARE) & (s.str.len_chars() == 18) & (s.str.slice(6, 2) == "19"))
+    """~5 % legacy 15-digit (only valid 18-char IDs of people born 1900-1999: upgrading a 15-digit
+    form recomputes the check character, which would silently repair an ID planted with a wrong
+    one), a few lower-case, full-width or padded."""
+    legacy = (pl.Series(rng.random(len(s)) < LEGACY_SHARE) & (s.str.len_chars() == 18) & (s.str.slice(6, 2) == "19")
+              & pl.Series(_checksum_ok(s)))
     idx = np.flatnonzero(legacy.fill_null(False).to_numpy())
     if len(idx):
         old = s.gather(idx)
         s = s.clone().scatter(idx, old.str.slice(0, 6) + old.str.slice(8, 9))
     return _variants(s, rng, [0.97, 0.01, 0.01, 0.01],
                      [None, lambda x: x.str.to_lowercase(), _full_width, lambda x: _cat(" ", x, " ")])
+
+
+def _checksum_ok(s: pl.Series) -> np.ndarray:
+    """Whether each value is 17 digits and the right GB 11643 check character."""
+    from pipelines.synth.ids import fixed_width_matrix, id_check_chars
+
+    mat, ok = fixed_width_matrix(s, 18)
+    body = mat[:, :17].astype(np.int64) - ord("0")
+    ok &= ((body >= 0) & (body <= 9)).all(axis=1)
+    return ok & (id_check_chars(np.clip(body, 0, 9)) == mat[:, 17])
 
 
 def firm_id(s: pl.Series, rng: np.random.Generator) -> pl.Series:

@@ -48,6 +48,14 @@ CANCEL_SCHEMA = {"person": pl.Int64, "date": pl.Date, "reason": pl.Int64}
 MOVE_SCHEMA = {"person": pl.Int64, "region": pl.Int64}
 PRISON_SCHEMA = {"person": pl.Int64, "admission": pl.Date, "release": pl.Date, "sentence": pl.Int64}
 INTENT_SCHEMA = {"kind": pl.String, "subject": pl.Int64, "categories": pl.String}
+# Identity cases (pipelines/synth/identity.py): other IDs standing for a person, the pension runs
+# paid under them and the death records filed under them; intents and near misses per rule.
+VARIANT_SCHEMA = {"variant": pl.Int64, "person": pl.Int64, "kind": pl.String, "person_id": pl.String,
+                  "name": pl.String, "role": pl.String}
+VARIANT_PENSION_SCHEMA = {"variant": pl.Int64, "region": pl.Int64, "scheme": pl.Int64, "fen": pl.Int64,
+                          "first": pl.Int64, "last": pl.Int64}
+VARIANT_DEATH_SCHEMA = {"variant": pl.Int64, "date": pl.Date, "source": pl.Int64}
+IDENTITY_INTENT_SCHEMA = {"kind": pl.String, "subject": pl.Int64, "rule_id": pl.String}
 NEAR_MISS_SCHEMA = {"kind": pl.String, "subject": pl.Int64, "category": pl.String}
 
 
@@ -67,6 +75,12 @@ class Plan:
     near_misses: Parts = field(default_factory=lambda: Parts(NEAR_MISS_SCHEMA))
     # Name overrides (namesakes): person index -> name of another person index.
     same_name: Parts = field(default_factory=lambda: Parts({"person": pl.Int64, "name_of": pl.Int64}))
+    # Identity cases: see VARIANT_SCHEMA and pipelines/synth/identity.py.
+    variants: Parts = field(default_factory=lambda: Parts(VARIANT_SCHEMA))
+    variant_pension: Parts = field(default_factory=lambda: Parts(VARIANT_PENSION_SCHEMA))
+    variant_deaths: Parts = field(default_factory=lambda: Parts(VARIANT_DEATH_SCHEMA))
+    identity_intents: Parts = field(default_factory=lambda: Parts(IDENTITY_INTENT_SCHEMA))
+    identity_near_misses: Parts = field(default_factory=lambda: Parts(NEAR_MISS_SCHEMA))
 
     def pension_run(self, person, region, scheme, fen, first, last, pay_month=NONE, legacy=False) -> None:
         """Append pension runs; empty runs (last < first) are dropped."""

@@ -18,7 +18,8 @@ from pipelines.synth import generate
 
 AS_OF = date(2026, 1, 31)
 SPEC_CATEGORIES = {"paid_after_death", "subsidy_after_death", "duplicate_cross_region",
-                   "duplicate_cross_scheme", "paid_during_imprisonment", "refund_retained"}
+                   "duplicate_cross_scheme", "paid_during_imprisonment", "refund_retained", "duplicate_identity"}
+TRUTH_COLUMNS = "category, subject_id, amount_at_risk, first_period, last_period, region_code"
 
 
 @pytest.fixture(scope="module", params=["csv-messy", "parquet"])
@@ -45,28 +46,37 @@ def query(sql: str, **files: Path) -> list[tuple]:
 
 def test_every_planted_case_is_reported_exactly_and_nothing_else(first_run):
     landing, _, summary = first_run
+    truth = {"g": landing / "ground_truth.parquet", "gi": landing / "ground_truth_identity.parquet"}
     wrong = query(
-        """
-        SELECT coalesce(s.category, g.category), coalesce(s.subject_id, g.subject_id),
-               s.amount_at_risk, g.amount_at_risk, s.first_period, g.first_period, s.last_period, g.last_period
-        FROM (SELECT * FROM s WHERE category IN ?) s
-        FULL JOIN g ON s.category = g.category AND s.subject_id = g.subject_id
-        WHERE s.subject_id IS NULL OR g.subject_id IS NULL OR s.amount_at_risk <> g.amount_at_risk
-           OR s.first_period IS DISTINCT FROM g.first_period OR s.last_period IS DISTINCT FROM g.last_period
-           OR s.region_code IS DISTINCT FROM g.region_code
-        """.replace("?", "(" + ",".join(f"'{c}'" for c in sorted(SPEC_CATEGORIES)) + ")"),
-        s=summary.suspects, g=landing / "ground_truth.parquet",
+        f"""
+        WITH expected AS (SELECT {TRUTH_COLUMNS} FROM g UNION ALL SELECT {TRUTH_COLUMNS} FROM gi),
+        reported AS (SELECT {TRUTH_COLUMNS} FROM s WHERE category IN ({",".join(f"'{c}'" for c in sorted(SPEC_CATEGORIES))}))
+        (SELECT 'missing', * FROM (FROM expected EXCEPT ALL FROM reported))
+        UNION ALL (SELECT 'unexpected', * FROM (FROM reported EXCEPT ALL FROM expected))
+        """,
+        s=summary.suspects, **truth,
     )
     assert wrong == []
-    assert {c for (c,) in query("SELECT DISTINCT category FROM g", g=landing / "ground_truth.parquet")} == SPEC_CATEGORIES
+    planted = query("SELECT DISTINCT category FROM g UNION SELECT DISTINCT category FROM gi", **truth)
+    assert {c for (c,) in planted} == SPEC_CATEGORIES
 
 
-def test_no_near_miss_is_reported(first_run):
+def test_weak_death_matches_are_reported_with_lower_severity_and_explained(first_run):
+    landing, _, summary = first_run
+    rows = query("SELECT s.severity, s.evidence FROM s JOIN gi USING (rule_id, subject_id) "
+                 "WHERE s.rule_id = 'paid_after_death_weak_match'",
+                 s=summary.suspects, gi=landing / "ground_truth_identity.parquet")
+    assert rows and all(severity != "high" for severity, _ in rows)
+    assert all("birth" in evidence or "出生" in evidence for _, evidence in rows)
+
+
+@pytest.mark.parametrize("near_misses", ["near_misses.parquet", "near_misses_identity.parquet"])
+def test_no_near_miss_is_reported(first_run, near_misses):
     landing, _, summary = first_run
     fired = query("SELECT n.* FROM n JOIN s ON s.subject_id = n.subject_id AND s.category = n.category_it_must_not_fire",
-                  s=summary.suspects, n=landing / "near_misses.parquet")
+                  s=summary.suspects, n=landing / near_misses)
     assert fired == []
-    assert query("SELECT count(*) FROM n", n=landing / "near_misses.parquet")[0][0] > 10
+    assert query("SELECT count(*) FROM n", n=landing / near_misses)[0][0] > 3
 
 
 def test_every_planted_bad_row_is_quarantined_with_file_row_and_reason(first_run):
@@ -97,7 +107,8 @@ def test_manifest_records_inputs_rules_and_counts(first_run):
     assert all(len(i["sha256"]) == 64 and i["size_bytes"] > 0 for i in manifest["inputs"])
     assert {r["id"] for r in manifest["rules"]} >= {"paid_after_death", "refund_retained"}
     assert manifest["rows_per_extract"]["pension_payments"] > 0
-    assert set(manifest["timings_seconds"]) >= {"ingest", "validate", "load", "detect"}
+    assert set(manifest["timings_seconds"]) >= {"ingest", "validate", "load", "link", "detect", "publish"}
+    assert manifest["identity_linking"]["person_ids"] > 0
 
 
 def test_rerun_gives_the_same_rows_marked_recurring(first_run):

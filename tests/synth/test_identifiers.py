@@ -34,11 +34,21 @@ def test_person_ids_valid_unique_and_consistent_with_household(clean_csv):
         assert r["birth_date"].replace("-", "") == pid[6:14]
         assert (int(pid[16]) % 2 == 1) == (r["gender"] == "男")
     known = set(ids)
+    # Payments under planted identity variants (typo'd or forged IDs, issue 4) are the exception,
+    # and exactly those listed in identity_variants.parquet.
+    planted = set(pl.read_parquet(clean_csv / "identity_variants.parquet")
+                  .filter(pl.col("role") == "payee")["variant_id"].to_list())
+    seen = set()
     for f in sorted(clean_csv.glob("pension_payments_*.csv")):
         for r in rows(f):
             pid = r["person_id"]
+            if pid in planted:
+                seen.add(pid)
+                assert pid not in known, pid
+                continue
             full = upgrade(pid) if len(pid) == 15 else pid
             assert id_ok(full) and full in known, pid
+    assert seen == planted
 
 
 def test_legacy_15_digit_ids_exist_only_where_planted(clean_csv):

@@ -1,0 +1,178 @@
+"""Person nodes: one row per distinct canonical person ID over every extract that carries people.
+
+The deterministic step of linking: all records with the same canonical 18-char ID (15-digit IDs
+are upgraded by the loader, so both forms are one ID) are one node. A node carries what the
+fuzzy step compares: the parsed ID (17-digit body as an integer, check character, embedded birth
+date and gender digit, region prefix), the representative name and its keys, birth dates (from
+the ID and as declared in the household register), and where the ID was seen.
+
+The representative name is the household register's, else the name on most records, else (a
+deterministic tie-break) the one with the largest hash. Most IDs carry one name, so the sources
+are aggregated per ID with min/max name, and only IDs seen under two or more names are counted
+per name (``_lk_multi``).
+
+Set-based in DuckDB (temp tables ``_lk_obs``, ``_lk_names``, ``_lk_nodes``); name keys are
+computed in Python once per distinct name (:mod:`pipelines.linking.names`).
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+from pipelines.linking.names import name_keys
+from pipelines.linking.schema import PERSON_EXTRACTS
+
+# Per extract and ID: names (min/max), rows, and what the extract adds.
+_COLUMNS = "person_id, valid, name_min, name_max, src, n, first_paid, birth_decl, household_id"
+_OBS = {
+    "pension_payments": """
+        SELECT person_id, bool_or(person_id_valid), min(name), max(name), 'pension_payments', count(*),
+               min(period), NULL::DATE, NULL::VARCHAR
+        FROM pension_payments WHERE person_id IS NOT NULL GROUP BY person_id""",
+    "subsidy_payments": """
+        SELECT person_id, bool_or(person_id_valid), min(name), max(name), 'subsidy_payments', count(*),
+               NULL::DATE, NULL::DATE, NULL::VARCHAR
+        FROM subsidy_payments WHERE person_id IS NOT NULL GROUP BY person_id""",
+    "deaths": """
+        SELECT person_id, bool_or(person_id_valid), min(name), max(name), 'deaths', count(*),
+               NULL::DATE, NULL::DATE, NULL::VARCHAR
+        FROM deaths WHERE person_id IS NOT NULL GROUP BY person_id""",
+    "household": """
+        SELECT person_id, bool_or(person_id_valid), min(name), max(name), 'household', count(*),
+               NULL::DATE, min(birth_date), min(household_id)
+        FROM household WHERE person_id IS NOT NULL GROUP BY person_id""",
+    "prisoners": """
+        SELECT person_id, bool_or(person_id_valid), min(name), max(name), 'prisoners', count(*),
+               NULL::DATE, NULL::DATE, NULL::VARCHAR
+        FROM prisoners WHERE person_id IS NOT NULL GROUP BY person_id""",
+}
+
+_AGG = """
+CREATE OR REPLACE TEMP TABLE _lk_agg AS
+SELECT person_id,
+       coalesce(bool_or(valid), false) AS valid,
+       bool_or(src = 'household') AS registered,
+       bool_or(src = 'pension_payments') AS paid,
+       min(first_paid) AS first_paid,
+       coalesce(sum(n) FILTER (WHERE src = 'pension_payments'), 0) AS payments,
+       min(birth_decl) AS birth_decl,
+       min(household_id) AS household_id,
+       min(name_min) AS name_min,
+       max(name_max) AS name_max,
+       min(name_min) FILTER (WHERE src = 'household') AS house_min,
+       max(name_max) FILTER (WHERE src = 'household') AS house_max
+FROM _lk_obs GROUP BY person_id
+"""
+
+# IDs whose representative name needs counting: several names, and not one household name.
+_MULTI = """
+CREATE OR REPLACE TEMP TABLE _lk_multi AS
+WITH ids AS (
+    SELECT person_id FROM _lk_agg
+    WHERE name_min <> name_max AND (house_min IS NULL OR house_min <> house_max)
+),
+named AS (
+    {union}
+)
+SELECT person_id,
+       arg_max(name, in_house::HUGEINT * 1267650600228229401496703205376      -- 2^100
+                     + n::HUGEINT * 18446744073709551616 + hash(name)) AS name  -- 2^64
+FROM (SELECT person_id, name, count(*) AS n, bool_or(src = 'household') AS in_house
+      FROM named WHERE name IS NOT NULL GROUP BY person_id, name)
+GROUP BY person_id
+"""
+
+_NODES = """
+CREATE OR REPLACE TEMP TABLE _lk_nodes AS
+WITH named AS (
+    SELECT a.*,
+           CASE WHEN a.house_min IS NOT NULL AND a.house_min = a.house_max THEN a.house_min
+                WHEN a.name_min = a.name_max THEN a.name_min
+                ELSE m.name END AS name,
+           regexp_full_match(a.person_id, '[0-9X]{18}') AS id18
+    FROM _lk_agg AS a LEFT JOIN _lk_multi AS m USING (person_id)
+), ids AS (
+    -- is18: a 17-digit body (the ID blocks need it); id18: 18 characters of digits and X, whose
+    -- birth digits and gender digit are read where they are digits (an X swapped into the body)
+    SELECT *,
+           id18 AND strpos(substr(person_id, 1, 17), 'X') = 0 AS is18,
+           CASE WHEN id18 THEN CAST(try_strptime(substr(person_id, 7, 8), '%Y%m%d') AS DATE) END AS id_birth_raw
+    FROM named
+)
+SELECT CAST(row_number() OVER (ORDER BY i.person_id) AS BIGINT) AS node,
+       i.person_id, i.valid, i.registered, i.paid, i.first_paid, i.payments,
+       i.birth_decl, i.household_id, i.name, k.name_s, k.pinyin, k.name_id, k.s_id, k.p_id, k.s_len,
+       i.is18, i.id18,
+       CASE WHEN i.is18 THEN CAST(substr(i.person_id, 1, 17) AS BIGINT) END AS body,
+       CASE WHEN i.is18 THEN substr(i.person_id, 18, 1) END AS chk,
+       CASE WHEN i.id18 THEN TRY_CAST(substr(i.person_id, 17, 1) AS INTEGER) % 2 END AS gender,
+       CASE WHEN i.id18 THEN substr(i.person_id, 1, 6) END AS region,
+       CASE WHEN year(i.id_birth_raw) BETWEEN 1800 AND 2100 THEN i.id_birth_raw END AS id_birth
+FROM ids AS i LEFT JOIN _lk_names AS k ON k.name = i.name
+"""
+
+# Integer ids of the name keys (1-based, by sorted value) so pairs compare integers, not text.
+_NAMES = """
+CREATE OR REPLACE TEMP TABLE _lk_names AS
+SELECT name, name_s, pinyin,
+       CAST(dense_rank() OVER (ORDER BY name) AS INTEGER) AS name_id,
+       CAST(dense_rank() OVER (ORDER BY name_s) AS INTEGER) AS s_id,
+       CAST(dense_rank() OVER (ORDER BY pinyin) AS INTEGER) AS p_id,
+       CAST(length(name_s) AS INTEGER) AS s_len,
+       CAST(coalesce(unicode(name_s), 0) AS INTEGER) AS s_first,
+       CAST(coalesce(unicode(right(name_s, 1)), 0) AS INTEGER) AS s_last
+FROM _lk_keys_arrow
+"""
+
+_NAMED = {t: f"SELECT person_id, name, '{t}' AS src FROM {t} SEMI JOIN ids USING (person_id)" for t in PERSON_EXTRACTS}
+
+
+def births_sql(alias: str) -> str:
+    """SQL list of the distinct known birth dates of node ``alias`` (from the ID and declared)."""
+    return (f"CASE WHEN {alias}.id_birth IS NULL AND {alias}.birth_decl IS NULL THEN []::DATE[] "
+            f"WHEN {alias}.birth_decl IS NULL OR {alias}.birth_decl = {alias}.id_birth THEN [{alias}.id_birth] "
+            f"WHEN {alias}.id_birth IS NULL THEN [{alias}.birth_decl] "
+            f"ELSE list_sort([{alias}.id_birth, {alias}.birth_decl]) END")
+
+
+def present_person_extracts(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """The person-carrying extract tables that exist in the warehouse."""
+    rows = con.execute(
+        "SELECT table_name FROM information_schema.tables "
+        "WHERE table_catalog = current_database() AND table_schema = current_schema()"
+    ).fetchall()
+    have = {r[0] for r in rows}
+    return [t for t in PERSON_EXTRACTS if t in have]
+
+
+def build_nodes(con: duckdb.DuckDBPyConnection, extracts: list[str]) -> int:
+    """Create the temp tables ``_lk_obs`` (per extract and ID), ``_lk_names`` (name keys) and
+    ``_lk_nodes`` (node ids 1..n in ID order); return the number of nodes."""
+    if extracts:
+        union = "\nUNION ALL\n".join(_OBS[t] for t in extracts)
+    else:
+        union = ("SELECT NULL::VARCHAR, NULL::BOOLEAN, NULL::VARCHAR, NULL::VARCHAR, NULL::VARCHAR, 0::BIGINT, "
+                 "NULL::DATE, NULL::DATE, NULL::VARCHAR WHERE false")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _lk_obs ({_COLUMNS}) AS {union}")
+    con.execute(_AGG)
+    named = "\nUNION ALL\n".join(_NAMED[t] for t in extracts) if extracts else \
+        "SELECT NULL::VARCHAR AS person_id, NULL::VARCHAR AS name, NULL::VARCHAR AS src WHERE false"
+    con.execute(_MULTI.format(union=named))
+    names = con.sql("""SELECT name_min AS name FROM _lk_obs WHERE name_min IS NOT NULL
+                       UNION SELECT name_max FROM _lk_obs WHERE name_max IS NOT NULL
+                       UNION SELECT name FROM _lk_multi WHERE name IS NOT NULL""").pl()["name"]
+    con.register("_lk_keys_arrow", name_keys(names).to_arrow())
+    try:
+        con.execute(_NAMES)
+    finally:
+        con.unregister("_lk_keys_arrow")
+    con.execute(_NODES)
+    con.execute("DROP TABLE _lk_agg")
+    con.execute("DROP TABLE _lk_multi")
+    return con.execute("SELECT count(*) FROM _lk_nodes").fetchall()[0][0]
+
+
+def registry_present(con: duckdb.DuckDBPyConnection, extracts: list[str]) -> bool:
+    """Whether the household register was loaded and holds rows (so 'not registered' means unknown
+    to the register, not merely that no register was given)."""
+    return "household" in extracts and con.execute("SELECT count(*) > 0 FROM household").fetchall()[0][0]
