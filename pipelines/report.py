@@ -8,7 +8,7 @@ from pipelines.stages import RunSummary
 def summary_rows(summary: RunSummary) -> list[dict[str, str | int]]:
     """One row per rule: hits and amount at risk (元), skipped rules included."""
     rows: list[dict[str, str | int]] = [
-        {"rule_id": rule, "hits": hits, "amount_at_risk_yuan": summary.amount_per_rule.get(rule, "0.00"), "status": "ran"}
+        {"rule_id": rule, "hits": hits, "amount_at_risk_yuan": summary.amount_per_rule.get(rule, ""), "status": "ran"}
         for rule, hits in sorted(summary.hits_per_rule.items())
     ]
     rows += [

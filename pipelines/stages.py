@@ -223,7 +223,7 @@ def run_pipeline(config: RunConfig, progress: Progress | None = None) -> RunSumm
 def _amount_per_rule(table: pa.Table) -> dict[str, str]:
     con = duckdb.connect()
     con.register("t", table)
-    rows = con.execute("SELECT rule_id, coalesce(sum(amount_at_risk), 0)::DECIMAL(18,2)::VARCHAR FROM t GROUP BY 1 ORDER BY 1").fetchall()
+    rows = con.execute("SELECT rule_id, coalesce(sum(amount_at_risk)::DECIMAL(18,2)::VARCHAR, '') FROM t GROUP BY 1 ORDER BY 1").fetchall()
     con.close()
     return dict(rows)
 

@@ -31,7 +31,7 @@ def test_audit_flow_publishes_a_run_and_artifacts(harness, tmp_path):
     result = audit_flow(input=str(tmp_path / "in"), output=str(tmp_path / "out"), as_of=date(2026, 1, 31),
                         categories=["paid_after_death"])
     assert latest_run_id(tmp_path / "out") == result["run_id"]
-    assert set(result["hits_per_rule"]) == {"paid_after_death"}
+    assert set(result["hits_per_rule"]) == {"paid_after_death", "paid_after_death_weak_match"}  # the category's rules
     assert result["hits_per_rule"]["paid_after_death"] > 0
 
     async def artifact_keys():

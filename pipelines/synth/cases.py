@@ -14,6 +14,7 @@ from typing import Callable
 import numpy as np
 
 from pipelines.synth import reference as ref
+from pipelines.synth.payment_cases import PAYMENT_CATEGORIES
 from pipelines.synth.plan import Plan
 from pipelines.synth.population import REGION_CODES, Calendar, Population
 
@@ -23,7 +24,7 @@ DCR = "duplicate_cross_region"
 DCS = "duplicate_cross_scheme"
 PDI = "paid_during_imprisonment"
 RR = "refund_retained"
-CATEGORIES = [PAD, SAD, DCR, DCS, PDI, RR]
+CATEGORIES = [PAD, SAD, DCR, DCS, PDI, RR, *PAYMENT_CATEGORIES]
 
 NAT = np.datetime64("NaT", "D")
 SERVING = 10_000  # release month index meaning "still serving"
@@ -339,6 +340,11 @@ from pipelines.synth.identity import IDENTITY_KINDS, SPARSE_KINDS  # noqa: E402 
 
 PERSON_KINDS.update(IDENTITY_KINDS)
 
+# Payment-level risk rules: duplicate_payment_same_period, pensioner_over_110, shared_bank_account.
+from pipelines.synth.payment_cases import PAYMENT_KINDS  # noqa: E402
+
+PERSON_KINDS.update(PAYMENT_KINDS)
+
 CASE_RATE = 0.0003  # cases per kind per person
 MIN_MONTHS = 4
 
@@ -350,8 +356,9 @@ def cases_per_kind(persons: int) -> int:
 
 def kind_count(kind: str, persons: int) -> int:
     """Cases of one kind: :func:`cases_per_kind`, but at least one (not two) for the identity kinds
-    that file death records under broken IDs (``identity.SPARSE_KINDS``)."""
-    if kind in SPARSE_KINDS:
+    that file death records under broken IDs (``identity.SPARSE_KINDS``) and the payment-level kinds
+    (``payment_cases.PAYMENT_KINDS``, so the smallest populations still have room)."""
+    if kind in SPARSE_KINDS or kind in PAYMENT_KINDS:
         return max(1, round(persons * CASE_RATE))
     return cases_per_kind(persons)
 

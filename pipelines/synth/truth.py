@@ -10,6 +10,7 @@ import polars as pl
 from pipelines.synth.cases import CATEGORIES, DCR, DCS, PAD, PDI, RR, SAD, SERVING
 from pipelines.synth.firms import DEADLINE_DAYS, Firms
 from pipelines.synth.ids import uscc_valid
+from pipelines.synth.payment_cases import payment_suspects
 from pipelines.synth.plan import Plan
 from pipelines.synth.population import Calendar, Population
 
@@ -129,7 +130,9 @@ def ground_truth(pop: Population, cal: Calendar, plan: Plan, firms: Firms) -> tu
     subjects = np.unique(np.concatenate([
         intents["subject"].to_numpy(), misses["subject"].to_numpy(), same["person"].to_numpy(),
     ]))
-    people = person_suspects(plan, cal, subjects).rename({"person": "subject"})
+    people = pl.concat([
+        person_suspects(plan, cal, subjects), payment_suspects(pop, plan, cal, subjects, _summarise),
+    ]).rename({"person": "subject"})
     _check_intents(people, intents, subjects, "person")
     firm_rows = firm_suspects(firms).rename({"firm": "subject"})
     firm_subjects = np.unique(np.r_[firms.intents["subject"].to_numpy(), firms.near_misses["subject"].to_numpy()])

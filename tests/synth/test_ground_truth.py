@@ -64,11 +64,32 @@ terms AS (
 pdi AS (
     SELECT DISTINCT 'paid_during_imprisonment', p.* FROM pay p JOIN terms USING (person)
     WHERE p.period > am AND (p.period < rm OR (rm IS NULL AND p.period <= strftime($as_of, '%Y-%m')))),
+ranked AS (
+    SELECT p.*, row_number() OVER (PARTITION BY p.person, p.scheme, p.region_code, p.period
+                                   ORDER BY CAST(raw.pay_date AS DATE), p.payment_id) AS nth
+    FROM pay p JOIN pension_payments raw USING (payment_id)),
+dps AS (SELECT 'duplicate_payment_same_period', payment_id, person, scheme, region_code, period, amount
+        FROM ranked WHERE nth > 1),
+aged AS (
+    SELECT p.*, TRY_CAST(substr(person, 7, 8) AS INT) AS born, CAST(replace(period, '-', '') || '01' AS INT) AS day1
+    FROM pay p),
+o110 AS (SELECT 'pensioner_over_110', payment_id, person, scheme, region_code, period, amount
+         FROM aged WHERE (day1 - born) // 10000 > 110),
+acct AS (
+    SELECT DISTINCT canon(p.person_id) AS person, p.bank_account, coalesce(h.household_id, canon(p.person_id)) AS home
+    FROM pension_payments p LEFT JOIN household h ON canon(h.person_id) = canon(p.person_id)
+    WHERE p.bank_account IS NOT NULL),
+shared AS (SELECT bank_account FROM acct GROUP BY bank_account HAVING count(DISTINCT home) > 1),
+sba AS (SELECT DISTINCT 'shared_bank_account', p.payment_id, p.person, p.scheme, p.region_code, p.period, p.amount
+        FROM pay p JOIN pension_payments raw USING (payment_id)
+        WHERE raw.bank_account IN (SELECT bank_account FROM shared)),
 improper AS (
     SELECT * FROM pad UNION ALL SELECT * FROM sad UNION ALL SELECT * FROM dcr
-    UNION ALL SELECT * FROM dcs UNION ALL SELECT * FROM pdi),
+    UNION ALL SELECT * FROM dcs UNION ALL SELECT * FROM pdi
+    UNION ALL SELECT * FROM dps UNION ALL SELECT * FROM o110 UNION ALL SELECT * FROM sba),
 people_totals AS (
-    SELECT category, 'person' AS subject_type, person AS subject_id, sum(amount) AS amount_at_risk,
+    SELECT category, 'person' AS subject_type, person AS subject_id,
+           CASE WHEN category <> 'shared_bank_account' THEN sum(amount) END AS amount_at_risk,
            min(period) AS first_period, max(period) AS last_period
     FROM improper GROUP BY category, person),
 top_region AS (
@@ -119,10 +140,12 @@ def test_ground_truth_matches_sql_recomputation(clean_csv):
     as_of = valid_as_of(clean_csv)
     assert recompute(clean_csv, as_of) == expected
     assert recompute(clean_csv, as_of + timedelta(days=400)) == expected
-    assert all(isinstance(r[3], Decimal) and r[3] > 0 for r in expected)
+    assert all(isinstance(r[3], Decimal) and r[3] > 0 for r in expected if r[0] != "shared_bank_account")
+    assert all(r[3] is None for r in expected if r[0] == "shared_bank_account")
     categories = {r[0] for r in expected}
     assert categories == {"paid_after_death", "subsidy_after_death", "duplicate_cross_region",
-                          "duplicate_cross_scheme", "paid_during_imprisonment", "refund_retained"}
+                          "duplicate_cross_scheme", "paid_during_imprisonment", "refund_retained",
+                          "duplicate_payment_same_period", "pensioner_over_110", "shared_bank_account"}
 
 
 @pytest.mark.parametrize("persons,months,seed,start", [(400, 4, 7, "2023-11"), (250, 13, 99, "2022-06")])
@@ -153,6 +176,7 @@ def test_near_misses_present_and_not_reported(clean_csv):
         "paid_in_admission_and_release_month", "released_month_after_admission", "moved_without_overlap",
         "resident_then_employee_pension", "subsidy_until_death_month", "transfer_in_full_in_time",
         "transfer_on_day_60", "non_dispatch_firm_kept_refund",
+        "same_period_two_employee_schemes", "aged_110_on_every_period_start", "same_household_shares_account",
     }
 
 
@@ -189,6 +213,19 @@ def test_near_misses_have_their_tricky_shape(clean_csv):
                    JOIN stabilization_refunds r USING (firm_id) WHERE firm_id IN (SELECT unnest($ids)) GROUP BY firm_id""",
                 _subjects(near, "transfer_on_day_60"))
     assert day60 and all(d == 60 for d in day60)
+    aged = one("""SELECT max((CAST(replace(period, '-', '') || '01' AS INT) - CAST(substr(person_id, 7, 8) AS INT)) // 10000)
+                  FROM pension_payments WHERE person_id IN (SELECT unnest($ids)) GROUP BY person_id""",
+               _subjects(near, "aged_110_on_every_period_start"))
+    assert aged and all(a == 110 for a in aged)
+    two_schemes = one("""SELECT count(*) FROM (SELECT person_id FROM pension_payments WHERE person_id IN (SELECT unnest($ids))
+                         GROUP BY person_id, region_code, period HAVING count(DISTINCT scheme) = 2) GROUP BY person_id""",
+                      _subjects(near, "same_period_two_employee_schemes"))
+    assert two_schemes and all(n > 0 for n in two_schemes)
+    homes = one("""SELECT count(DISTINCT h.household_id) FROM pension_payments p JOIN household h USING (person_id)
+                   WHERE p.bank_account IN (SELECT bank_account FROM pension_payments WHERE person_id IN (SELECT unnest($ids)))
+                   GROUP BY p.bank_account HAVING count(DISTINCT p.person_id) > 1""",
+                _subjects(near, "same_household_shares_account"))
+    assert homes and all(n == 1 for n in homes)
     day61 = con.execute("""SELECT count(*) FROM refund_transfers t JOIN stabilization_refunds r USING (firm_id)
                            WHERE CAST(t.transfer_date AS DATE) - CAST(r.paid_date AS DATE) = 61""").fetchone()[0]
     assert day61 > 0
