@@ -147,7 +147,7 @@ def _fresh_valid(c: Ctx, mat: np.ndarray, positions: tuple[int, ...]) -> np.ndar
     out = revalidate(substitute(mat, c.rng.choice(positions, len(mat)), c.rng))
     for _ in range(50):
         keys = _key(out)
-        clash = np.isin(keys, c.pop.id_key) | (pl.Series(keys).is_duplicated().to_numpy())
+        clash = pl.Series(keys).is_in(pl.Series(c.pop.id_key).implode()).to_numpy() | pl.Series(keys).is_duplicated().to_numpy()
         if not clash.any():
             return out
         out[clash] = revalidate(substitute(mat[clash], c.rng.choice(positions, int(clash.sum())), c.rng))
@@ -301,7 +301,10 @@ def _reidentify(c: Ctx, p: np.ndarray, region: np.ndarray, birth: np.ndarray, se
     mask of the rows done (a row whose new ID is taken is left unchanged)."""
     mat = person_id_matrix(region, birth, seq)
     keys = _key(mat)
-    ok = ~np.isin(keys, np.delete(c.pop.id_key, p)) & ~pl.Series(keys).is_duplicated().to_numpy()
+    # one hash scan of the population for the few candidate keys (sorting all ids per call was quadratic-ish)
+    holders = pl.Series(c.pop.id_key).is_in(pl.Series(keys).implode()).to_numpy()
+    holders[p] = False
+    ok = ~np.isin(keys, c.pop.id_key[holders]) & ~pl.Series(keys).is_duplicated().to_numpy()
     q = p[ok]
     pop = c.pop
     pop.region[q], pop.birth[q], pop.male[q], pop.id_key[q] = region[ok], birth[ok], seq[ok] % 2 == 1, keys[ok]
