@@ -304,7 +304,9 @@ def _reidentify(c: Ctx, p: np.ndarray, region: np.ndarray, birth: np.ndarray, se
     # one hash scan of the population for the few candidate keys (sorting all ids per call was quadratic-ish)
     holders = pl.Series(c.pop.id_key).is_in(pl.Series(keys).implode()).to_numpy()
     holders[p] = False
-    ok = ~np.isin(keys, c.pop.id_key[holders]) & ~pl.Series(keys).is_duplicated().to_numpy()
+    # of rows wanting the same new ID the first gets it; the others retry (rejecting all of them made
+    # every retry collide again at 10M persons)
+    ok = ~np.isin(keys, c.pop.id_key[holders]) & pl.Series(keys).is_first_distinct().to_numpy()
     q = p[ok]
     pop = c.pop
     pop.region[q], pop.birth[q], pop.male[q], pop.id_key[q] = region[ok], birth[ok], seq[ok] % 2 == 1, keys[ok]
