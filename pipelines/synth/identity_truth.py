@@ -143,9 +143,11 @@ def identity_truth(pop: Population, cal: Calendar, plan: Plan) -> tuple[pl.DataF
         raise RuntimeError("synth bug: a planted duplicate identity has no overlapping month")
     near = misses.select("kind", subject_id=pop.ids.gather(misses["subject"]), category_it_must_not_fire="category")
     near = near.cast(NEAR_MISS_IDENTITY_SCHEMA).unique().sort("kind", "subject_id", "category_it_must_not_fire")
-    clash = near.join(gt, left_on=["subject_id", "category_it_must_not_fire"], right_on=["subject_id", "category"])
-    if len(clash):
-        raise RuntimeError(f"synth bug: near misses among the expected findings: {clash.head(5).rows()}")
+    # Among millions of persons a planted near miss can meet a real namesake born the same day: the
+    # truth (computed per the spec) then says it fires, so it is no longer a near miss. Small sets never
+    # hit this, and tests/synth/test_identity_truth.py checks the truth independently there.
+    near = near.join(gt, left_on=["subject_id", "category_it_must_not_fire"], right_on=["subject_id", "category"],
+                     how="anti")
     names = final_names(pop, plan)
     out = variants.select(
         "kind", "role", variant_id="person_id", variant_valid="valid", variant_name="name",
