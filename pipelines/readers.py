@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
+import pyarrow as pa
 
 from pipelines.contracts import Contract, ValueType, header_key
 from pipelines.errors import ExtractError
@@ -36,6 +37,68 @@ def _non_ascii(data: bytes) -> int:
     return len(data) - len(data.translate(None, _NON_ASCII_BYTES))
 
 
+class _Utf8Scan:
+    """Streaming UTF-8 check of a file's chunks, validated by Arrow (SIMD; no Python ``str`` is made).
+
+    A chunk is checked up to its last newline; the rest waits for the next chunk, so a character
+    split across chunks is whole when checked. ``good_non_ascii`` counts non-ASCII bytes that
+    decoded before any error (counting stops once it is enough evidence); ``truncated`` says the
+    only fault is a character cut off at the end of the file.
+    """
+
+    def __init__(self) -> None:
+        self.tail = b""
+        self.checked = 0  # file offset of the first byte not yet checked
+        self.good_non_ascii = 0
+        self.truncated = False
+
+    def feed(self, chunk: bytes, final: bool = False) -> int | None:
+        """File offset of the first bad byte, or None while everything so far is valid."""
+        data = self.tail + chunk if self.tail else chunk
+        cut = len(data) if final else data.rfind(b"\n") + 1
+        if not final and cut == 0 and len(data) > 4 * _CHUNK:  # no newline at all: check up to the last character
+            cut = len(data) - 1
+            while cut > len(data) - 4 and data[cut] & 0xC0 == 0x80:  # continuation bytes
+                cut -= 1
+        head, self.tail = memoryview(data)[:cut], data[cut:]
+        bad = _first_bad_utf8(head)
+        if self.good_non_ascii < _UTF8_EVIDENCE:
+            self.good_non_ascii += _non_ascii(bytes(head[: len(head) if bad is None else bad]))
+        if bad is not None and final:
+            self.truncated = _is_cut_off(bytes(head[bad:]))
+        start, self.checked = self.checked, self.checked + cut
+        return None if bad is None else start + bad
+
+
+def _first_bad_utf8(data: memoryview) -> int | None:
+    if not len(data):
+        return None
+    try:
+        pa.Array.from_buffers(pa.large_string(), 1, [None, pa.py_buffer(_offsets(len(data))), pa.py_buffer(data)]
+                              ).validate(full=True)
+        return None
+    except pa.ArrowInvalid:
+        pass
+    try:  # slow path, only for a file that is not UTF-8: where exactly it breaks
+        codecs.getincrementaldecoder("utf-8")("strict").decode(bytes(data), final=True)
+    except UnicodeDecodeError as exc:
+        return exc.start
+    return None
+
+
+def _offsets(length: int) -> bytes:
+    return (0).to_bytes(8, "little") + length.to_bytes(8, "little")
+
+
+def _is_cut_off(rest: bytes) -> bool:
+    """True when ``rest`` is the start of a character with its last bytes missing."""
+    try:
+        codecs.getincrementaldecoder("utf-8")("strict").decode(rest, final=False)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def hash_and_detect(path: Path, display: str, text: bool = True) -> tuple[str, int, str | None]:
     """sha256, size and encoding ('utf-8' | 'utf-8-sig', or None when the file is not UTF-8 and
     may be GB18030), in one streaming pass.
@@ -45,36 +108,30 @@ def hash_and_detect(path: Path, display: str, text: bool = True) -> tuple[str, i
     into mojibake, so it is refused instead.
     """
     digest = hashlib.sha256()
-    decoder = codecs.getincrementaldecoder("utf-8")("strict")
+    scan = _Utf8Scan()
     utf8 = text
     size = 0
-    good_non_ascii = 0  # non-ASCII bytes that decoded as UTF-8 before any error
     first = b""
+    bad: int | None = None
     with open(path, "rb") as fh:
         while chunk := fh.read(_CHUNK):
-            first = first or chunk[:3]
+            first += chunk[: 3 - len(first)]
             digest.update(chunk)
-            if utf8 and not chunk.isascii():
-                try:
-                    decoder.decode(chunk)
-                    good_non_ascii += _non_ascii(chunk)
-                except UnicodeDecodeError as exc:
-                    utf8 = False
-                    good_non_ascii += _non_ascii(chunk[: max(exc.start, 0)])
-                    if good_non_ascii >= _UTF8_EVIDENCE:
-                        raise ExtractError(
-                            f"the file is UTF-8 but has an invalid byte sequence near byte {size + exc.start}",
-                            file=display, hint="the file is damaged or mixes encodings; export it again",
-                        ) from None
             size += len(chunk)
-        if utf8:
-            try:
-                decoder.decode(b"", final=True)
-            except UnicodeDecodeError:
-                utf8 = False
-                if good_non_ascii >= _UTF8_EVIDENCE:
-                    raise ExtractError("the file is UTF-8 but ends in the middle of a character", file=display,
-                                       hint="the file is truncated or damaged; export it again") from None
+            if utf8:
+                bad = scan.feed(chunk)
+                utf8 = bad is None
+        if utf8 and scan.tail:
+            bad = scan.feed(b"", final=True)
+            utf8 = bad is None
+    if not utf8 and text and scan.good_non_ascii >= _UTF8_EVIDENCE:
+        if scan.truncated:
+            raise ExtractError("the file is UTF-8 but ends in the middle of a character", file=display,
+                               hint="the file is truncated or damaged; export it again")
+        raise ExtractError(
+            f"the file is UTF-8 but has an invalid byte sequence near byte {bad}",
+            file=display, hint="the file is damaged or mixes encodings; export it again",
+        )
     encoding = ("utf-8-sig" if first.startswith(codecs.BOM_UTF8) else "utf-8") if utf8 else None
     return digest.hexdigest(), size, encoding
 

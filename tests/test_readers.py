@@ -1,0 +1,73 @@
+"""Encoding detection and hashing of extract files (pipelines/readers.py), across chunk boundaries."""
+
+import hashlib
+
+import pytest
+
+from pipelines import readers
+from pipelines.errors import ExtractError
+from pipelines.readers import hash_and_detect
+
+TEXT = "person_id,name\n" + "".join(f"{i},张三丰𠀀\n" for i in range(40))
+
+
+@pytest.fixture(params=[1, 2, 3, 7, 64, 1 << 20], ids=lambda n: f"chunk{n}")
+def chunk(request, monkeypatch):
+    monkeypatch.setattr(readers, "_CHUNK", request.param)
+    return request.param
+
+
+def test_utf8_split_across_chunks_is_utf8(tmp_path, chunk):
+    path = tmp_path / "a.csv"
+    path.write_bytes(TEXT.encode())
+    digest, size, encoding = hash_and_detect(path, "a.csv")
+    assert (digest, size, encoding) == (hashlib.sha256(TEXT.encode()).hexdigest(), len(TEXT.encode()), "utf-8")
+
+
+def test_bom_is_reported(tmp_path, chunk):
+    path = tmp_path / "a.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + TEXT.encode())
+    assert hash_and_detect(path, "a.csv")[2] == "utf-8-sig"
+
+
+def test_damage_after_many_chunks_names_the_byte(tmp_path, chunk):
+    good = TEXT.encode()
+    path = tmp_path / "a.csv"
+    path.write_bytes(good + b"9,\xe5\xbc,x\n" + good)
+    with pytest.raises(ExtractError) as err:
+        hash_and_detect(path, "a.csv")
+    assert f"invalid byte sequence near byte {len(good) + 2}" in str(err.value)
+    assert "a.csv" in str(err.value)
+
+
+def test_file_cut_off_inside_a_character(tmp_path, chunk):
+    path = tmp_path / "a.csv"
+    path.write_bytes(TEXT.encode() + "9,张".encode()[:-1])
+    with pytest.raises(ExtractError, match="ends in the middle of a character"):
+        hash_and_detect(path, "a.csv")
+
+
+def test_gbk_is_not_utf8(tmp_path, chunk):
+    path = tmp_path / "a.csv"
+    path.write_bytes(TEXT.replace("𠀀", "").encode("gbk"))
+    assert hash_and_detect(path, "a.csv")[2] is None
+
+
+def test_gbk_after_long_ascii_is_not_utf8(tmp_path, chunk):
+    path = tmp_path / "a.csv"
+    path.write_bytes(("id,name\n" + "1,abc\n" * 50 + "2,王伟\n").encode("gbk"))
+    assert hash_and_detect(path, "a.csv")[2] is None
+
+
+def test_a_line_longer_than_the_buffer_is_still_checked(tmp_path, monkeypatch):
+    monkeypatch.setattr(readers, "_CHUNK", 4)
+    path = tmp_path / "a.csv"
+    path.write_bytes(("张" * 40).encode() + b"\xff" + ("张" * 40).encode())
+    with pytest.raises(ExtractError, match="near byte 120"):
+        hash_and_detect(path, "a.csv")
+
+
+def test_binary_formats_are_only_hashed(tmp_path):
+    path = tmp_path / "a.parquet"
+    path.write_bytes(b"\xff\xfe\x00PAR1")
+    assert hash_and_detect(path, "a.parquet", text=False)[2] is None
