@@ -168,8 +168,10 @@ def period_from_clean(text_: pl.Expr, excel_serial: bool = False) -> pl.Expr:
     """:func:`parse_period` on cleaned text."""
     steps = stepwise(
         {"t": text_},
-        # fast path for 202403; other forms go through the regex parser
-        {"v": pl.when(f("t").str.contains(_PERIOD_COMPACT)).then(
+        # fast paths for 202403 and 2024-03; other forms go through the regex parser
+        {"v": pl.when(f("t").str.contains(r"^\d{4}-\d{2}$")).then(
+            (f("t") + "-01").str.strptime(pl.Date, "%Y-%m-%d", strict=False))
+            .when(f("t").str.contains(_PERIOD_COMPACT)).then(
             (f("t") + "01").str.strptime(pl.Date, "%Y%m%d", strict=False))},
         {"v": pl.coalesce(f("v"), _period_slow(_only_where_null(f("v"), f("t")), excel_serial))},
     )
@@ -248,7 +250,10 @@ def lookup(expr: pl.Expr, mapping: dict, dtype: pl.DataType) -> pl.Expr:
 
 def scheme_from_clean(text_: pl.Expr) -> pl.Expr:
     """:func:`parse_scheme` on cleaned text."""
-    return lookup(text_.str.replace_all(r"\s+", ""), SCHEME_NAMES, pl.String())
+    codes = [key for key, code in SCHEME_NAMES.items() if key == code]
+    # fast path: a code as is; names go through the whitespace-squeezing lookup
+    return pl.when(text_.is_in(pl.Series(codes, dtype=pl.String).implode())).then(text_).otherwise(
+        lookup(text_.str.replace_all(r"\s+", ""), SCHEME_NAMES, pl.String()))
 
 
 def parse_scheme(raw: pl.Expr) -> pl.Expr:
