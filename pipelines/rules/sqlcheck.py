@@ -87,6 +87,7 @@ _ALLOWED_ANONYMOUS = frozenset(
         "make_date", "last_day", "isodow", "yearweek", "epoch", "arg_max", "arg_min",
         "list_aggregate", "list_any_value", "list_first", "list_last", "struct_pack",
         "array_to_string", "list_value", "list_concat", "list_filter", "list_transform",
+        "hash",  # for cheap pre-filters; Spark has hash() too (a different hash, same use)
     }
 )
 # Names refused with a specific explanation (they would be refused anyway: not allow-listed).
