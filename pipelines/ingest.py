@@ -305,7 +305,9 @@ def ingest_file(contract: Contract, path: Path, landing: Path, out_dir: Path, in
         clean, quarantine = _plan(contract, raw, display, source_file, sha256)
         try:
             pl.collect_all(
-                [clean.sink_parquet(staged_path, lazy=True), quarantine.sink_parquet(quarantine_path, lazy=True)],
+                # lz4: staged files are read once or twice and then deleted, so cheap beats small
+                [clean.sink_parquet(staged_path, lazy=True, compression="lz4"),
+                 quarantine.sink_parquet(quarantine_path, lazy=True)],
                 engine="streaming",
             )
         except pl.exceptions.PolarsError as exc:

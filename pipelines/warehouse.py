@@ -180,8 +180,13 @@ def _find_duplicates(con: duckdb.DuckDBPyConnection, contract: Contract, new_rel
         # Only values repeated within the new rows or already in the table need ranking.
         con.execute(f"""
             CREATE OR REPLACE TEMP TABLE _ranked AS
-            WITH dup_keys AS (
-                SELECT {k} AS k FROM {new_relation} WHERE {k} IS NOT NULL GROUP BY {k} HAVING count(*) > 1
+            WITH dup_hashes AS (
+                -- grouping 64-bit hashes is cheaper than grouping the text; a collision only adds a candidate
+                SELECT hash({k}) AS h FROM {new_relation} WHERE {k} IS NOT NULL GROUP BY 1 HAVING count(*) > 1
+            ), dup_keys AS (
+                SELECT {k} AS k FROM {new_relation}
+                WHERE {k} IS NOT NULL AND hash({k}) IN (SELECT h FROM dup_hashes)
+                GROUP BY {k} HAVING count(*) > 1
                 UNION
                 SELECT DISTINCT n.{k} FROM {new_relation} n SEMI JOIN {table} t ON t.{k} = n.{k}
             ), candidates AS (
