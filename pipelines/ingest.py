@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -272,8 +273,10 @@ def _safe_name(source_file: str) -> str:
     return re.sub(r"[^0-9A-Za-z._-]+", "_", source_file.replace("/", "__"))
 
 
-def ingest_file(contract: Contract, path: Path, landing: Path, out_dir: Path, index: int = 0) -> FileResult:
-    """Read, canonicalise and stage one file (see :func:`ingest_extract`)."""
+def ingest_file(contract: Contract, path: Path, landing: Path, out_dir: Path, index: int = 0,
+                detected: Future | None = None) -> FileResult:
+    """Read, canonicalise and stage one file (see :func:`ingest_extract`). ``detected`` is a
+    :func:`hash_and_detect` of the file already under way (see :func:`ingest_extract`)."""
     path = Path(path)
     try:
         source_file = path.resolve().relative_to(Path(landing).resolve()).as_posix()
@@ -283,7 +286,7 @@ def ingest_file(contract: Contract, path: Path, landing: Path, out_dir: Path, in
     fmt = FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise ExtractError(f"unsupported file type {path.suffix!r}", file=display, hint=f"use one of {', '.join(FORMATS)}")
-    sha256, size, encoding = hash_and_detect(path, display, text=fmt == "csv")
+    sha256, size, encoding = detected.result() if detected else hash_and_detect(path, display, text=fmt == "csv")
     if size == 0:
         raise ExtractError("the file is empty", file=display, hint="an extract needs a header row and data rows")
     stem = f"{index:04d}-{_safe_name(source_file)}"
@@ -335,9 +338,23 @@ def ingest_extract(contract: Contract, files: list[Path], landing: Path, staging
     ``contract.max_broken_rate`` of the extract's rows were quarantined."""
     out_dir = Path(staging_dir) / contract.extract
     out_dir.mkdir(parents=True, exist_ok=True)
-    result = IngestResult(contract.extract, [
-        ingest_file(contract, path, landing, out_dir, index) for index, path in enumerate(files)
-    ])
+    # Hashing a file (one thread) overlaps with staging the one before it (polars, every core).
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fraudwatch-hash")
+
+    def detect(path: Path) -> Future | None:
+        fmt = FORMATS.get(Path(path).suffix.lower())
+        return pool.submit(hash_and_detect, Path(path), str(path), fmt == "csv") if fmt else None
+
+    staged = []
+    try:
+        pending = detect(files[0]) if files else None
+        for index, path in enumerate(files):
+            upcoming = detect(files[index + 1]) if index + 1 < len(files) else None
+            staged.append(ingest_file(contract, path, landing, out_dir, index, detected=pending))
+            pending = upcoming
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+    result = IngestResult(contract.extract, staged)
     check_broken_rate(contract, result)
     return result
 

@@ -359,3 +359,26 @@ def test_empty_workbook_is_refused(tmp_path):
     with pytest.raises(ExtractError) as err:
         stage("deaths", tmp_path, tmp_path)
     assert "empty" in str(err.value)
+
+
+def test_each_file_of_an_extract_is_hashed_once_and_a_damaged_later_file_is_named(tmp_path, monkeypatch):
+    from pipelines import ingest, readers
+
+    calls = []
+
+    def counting(path, display, text=True):
+        calls.append(Path(path).name)
+        return readers.hash_and_detect(path, display, text)
+
+    monkeypatch.setattr(ingest, "hash_and_detect", counting)
+    good = "person_id,name,death_date,source\n" + "11010519491231002X,张三,2024-01-15,公安\n" * 10
+    (tmp_path / "deaths_01.csv").write_text(good, encoding="utf-8")
+    (tmp_path / "deaths_02.csv").write_text(good, encoding="utf-8")
+    result = stage("deaths", tmp_path, tmp_path / "out")
+    assert sorted(calls) == ["deaths_01.csv", "deaths_02.csv"] and result.rows_read == 20
+    assert [f.sha256 for f in result.files] == [hashlib.sha256(good.encode()).hexdigest()] * 2
+
+    (tmp_path / "deaths_02.csv").write_bytes(good.encode() + b"1,\xe5\xbc,2024-01-01,police\n")
+    with pytest.raises(ExtractError) as err:
+        stage("deaths", tmp_path, tmp_path / "out2")
+    assert "deaths_02.csv" in str(err.value) and "invalid byte sequence" in str(err.value)
