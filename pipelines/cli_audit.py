@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import Optional
+from typing import Any, Callable, Optional, TypeVar
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -22,6 +22,7 @@ app.add_typer(outcomes_app, name="outcomes")
 
 OUTPUT_HELP = "Run output folder (runs/, latest, warehouse.duckdb)."
 WAREHOUSE_HELP = "Warehouse file (default: OUTPUT/warehouse.duckdb)."
+T = TypeVar("T")
 
 
 class ExportFormat(str, Enum):
@@ -49,6 +50,18 @@ def _open(path: Path, write: bool):
     except duckdb.Error as exc:
         raise RunError(f"cannot open the warehouse read-only: {exc}", file=path,
                        hint="another process (a run?) may be writing it; try again when it has finished") from None
+
+
+def _with_warehouse(output: Path, warehouse: Optional[Path], write: bool, work: Callable[[Any], T]) -> T:
+    """``work(con)`` on the opened warehouse, which is closed afterwards; an error ends the command."""
+    try:
+        con = _open(_warehouse(output, warehouse), write=write)
+        try:
+            return work(con)
+        finally:
+            con.close()
+    except FraudwatchError as exc:
+        _fail(exc)
 
 
 @app.command()
@@ -95,15 +108,11 @@ def outcomes_import(
     """Import outcomes from a filled-in export: all rows or none (every bad row is listed)."""
     from pipelines.outcomes import OUTCOME_LABELS, import_outcomes
 
-    try:
-        con = _open(_warehouse(output, warehouse), write=True)
-        try:
-            with console.status(f"checking {file}"):
-                result = import_outcomes(con, file, output)
-        finally:
-            con.close()
-    except FraudwatchError as exc:
-        _fail(exc)
+    def work(con):
+        with console.status(f"checking {file}"):
+            return import_outcomes(con, file, output)
+
+    result = _with_warehouse(output, warehouse, True, work)
     console.print(f"{file}: {result.rows_with_outcome} rows with an outcome; recorded {result.recorded}, "
                   f"unchanged {result.unchanged}")
     for code, n in result.per_outcome.items():
@@ -126,15 +135,8 @@ def outcomes_set(
     """Record one suspect's outcome (a new history entry; earlier ones are kept)."""
     from pipelines.outcomes import OUTCOME_LABELS, set_outcome
 
-    try:
-        con = _open(_warehouse(output, warehouse), write=True)
-        try:
-            result = set_outcome(con, output, rule_id, subject_id, outcome, reviewer, recovered=recovered, note=note,
-                                 review_date=date_, run=run)
-        finally:
-            con.close()
-    except FraudwatchError as exc:
-        _fail(exc)
+    result = _with_warehouse(output, warehouse, True, lambda con: set_outcome(
+        con, output, rule_id, subject_id, outcome, reviewer, recovered=recovered, note=note, review_date=date_, run=run))
     if result.recorded:
         code = next(iter(result.per_outcome))
         console.print(f"recorded {rule_id} {subject_id}: {OUTCOME_LABELS[code]} ({code})")
@@ -152,14 +154,7 @@ def outcomes_report(
     """Per rule: hits, open, reviewed, confirmed rate, amount at risk and recovered — which rules earn their keep."""
     from pipelines.outcomes import outcome_report
 
-    try:
-        con = _open(_warehouse(output, warehouse), write=False)
-        try:
-            report = outcome_report(con, output, run)
-        finally:
-            con.close()
-    except FraudwatchError as exc:
-        _fail(exc)
+    report = _with_warehouse(output, warehouse, False, lambda con: outcome_report(con, output, run))
     money = ("amount_at_risk", "recovered")
     table = Table(title="outcomes per rule (hits, open, amount at risk: this run; the rest: all outcomes recorded)")
     for col in report.columns:
@@ -183,12 +178,5 @@ def person(
     """One person: linked identities, payments by month and region, death, prison, household, hits, outcomes."""
     from pipelines.person_view import person_facts, render_person
 
-    try:
-        con = _open(_warehouse(output, warehouse), write=False)
-        try:
-            facts = person_facts(con, output, person_id)
-        finally:
-            con.close()
-    except FraudwatchError as exc:
-        _fail(exc)
+    facts = _with_warehouse(output, warehouse, False, lambda con: person_facts(con, output, person_id))
     render_person(facts, console)
