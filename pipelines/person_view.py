@@ -18,6 +18,7 @@ import polars as pl
 from pipelines import publish
 from pipelines.normalize import person_id_parts
 from pipelines.outcomes import OUTCOME_LABELS, has_outcomes
+from pipelines.warehouse import relation_names
 
 
 @dataclass
@@ -61,12 +62,6 @@ def normalise_person_id(text: str) -> tuple[str, bool, date | None, str | None]:
     parts = frame.select(p=person_id_parts(pl.col("v"))).unnest("p").row(0, named=True)
     value = parts["value"] or text.strip().upper()
     return value, bool(parts["valid"]), parts["birth_date"], parts["gender"]
-
-
-def _relations(con: duckdb.DuckDBPyConnection) -> set[str]:
-    rows = con.execute("SELECT table_name FROM information_schema.tables "
-                       "WHERE table_schema = current_schema() AND table_catalog = current_database()").fetchall()
-    return {r[0] for r in rows}
 
 
 def _columns(con: duckdb.DuckDBPyConnection, table: str) -> set[str]:
@@ -133,7 +128,7 @@ def person_facts(con: duckdb.DuckDBPyConnection, output_dir: Path, person_id: st
     ``suspects.parquet`` in one scan.
     """
     pid, valid, birth, gender = normalise_person_id(person_id)
-    have = _relations(con)
+    have = relation_names(con)
     payments = _payments(con, have, pid)
     deaths = _table_rows(con, have, "death_records", "death_date, source, record_id, name, person_id_valid",
                          {"death_date": pl.Date, "source": pl.String, "record_id": pl.String, "name": pl.String,

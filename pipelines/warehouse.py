@@ -113,6 +113,15 @@ def connect(
     return con
 
 
+def relation_names(con: duckdb.DuckDBPyConnection) -> set[str]:
+    """Names of the tables and views in the connection's current schema."""
+    rows = con.execute(
+        "SELECT table_name FROM information_schema.tables "
+        "WHERE table_catalog = current_database() AND table_schema = current_schema()"
+    ).fetchall()
+    return {r[0] for r in rows}
+
+
 def _relations(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
     rows = con.execute(
         "SELECT table_name, table_type FROM information_schema.tables WHERE table_schema = 'main'"

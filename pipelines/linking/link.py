@@ -17,6 +17,7 @@ from pipelines.linking.clusters import build_clusters
 from pipelines.linking.deaths import match_deaths
 from pipelines.linking.records import build_nodes, present_person_extracts, registry_present
 from pipelines.linking.scoring import THRESHOLD, score_candidates
+from pipelines.warehouse import relation_names
 
 _TEMP = ("_lk_obs", "_lk_names", "_lk_nodes", "_lk_cand", "_lk_scored", "_lk_links",
          "_lk_components", "_lk_clusters", "_lk_death_matches", "_lk_pairs")
@@ -47,14 +48,6 @@ class LinkResult:
     def as_dict(self) -> dict:
         """JSON-friendly summary."""
         return asdict(self) | {"pairs_per_second": round(self.pairs_per_second)}
-
-
-def _relations(con: duckdb.DuckDBPyConnection) -> set[str]:
-    rows = con.execute(
-        "SELECT table_name FROM information_schema.tables "
-        "WHERE table_catalog = current_database() AND table_schema = current_schema()"
-    ).fetchall()
-    return {r[0] for r in rows}
 
 
 def link_persons(
@@ -95,7 +88,7 @@ def link_persons(
     result.clusters = build_clusters(con, registry)
     result.ids_in_clusters = con.execute("SELECT count(*) FROM _lk_clusters").fetchall()[0][0]
     lap("cluster")
-    result.death_matches, result.death_ambiguous = match_deaths(con, "death_records" in _relations(con))
+    result.death_matches, result.death_ambiguous = match_deaths(con, "death_records" in relation_names(con))
     lap("deaths")
     _publish(con)
     lap("write")

@@ -21,6 +21,7 @@ import duckdb
 
 from pipelines.linking.names import name_keys
 from pipelines.linking.schema import PERSON_EXTRACTS
+from pipelines.warehouse import relation_names
 
 # Per extract and ID: names (min/max), rows, and what the extract adds.
 _COLUMNS = "person_id, valid, name_min, name_max, src, n, first_paid, birth_decl, household_id"
@@ -137,11 +138,7 @@ def births_sql(alias: str) -> str:
 
 def present_person_extracts(con: duckdb.DuckDBPyConnection) -> list[str]:
     """The person-carrying extract tables that exist in the warehouse."""
-    rows = con.execute(
-        "SELECT table_name FROM information_schema.tables "
-        "WHERE table_catalog = current_database() AND table_schema = current_schema()"
-    ).fetchall()
-    have = {r[0] for r in rows}
+    have = relation_names(con)
     return [t for t in PERSON_EXTRACTS if t in have]
 
 

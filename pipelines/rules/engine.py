@@ -23,6 +23,7 @@ from pipelines.rules import dialect
 from pipelines.rules.model import OUTPUT_COLUMNS, Rule
 from pipelines.rules.reason import compile_reason, placeholders
 from pipelines.rules.sqlcheck import DERIVED_TABLES, VIEW_NAMES, CheckedQuery, check_rule_sql, default_table_names
+from pipelines.warehouse import relation_names
 
 HITS_SCHEMA = pa.schema(
     [
@@ -71,15 +72,6 @@ class RunHits:
     def counts(self) -> dict[str, int]:
         """Hit count per rule id (0 for rules that found nothing or were skipped)."""
         return {r.rule_id: r.rows for r in self.runs}
-
-
-def warehouse_relations(con: duckdb.DuckDBPyConnection) -> set[str]:
-    """Names of the tables and views in the connection's current schema."""
-    rows = con.execute(
-        "SELECT table_name FROM information_schema.tables "
-        "WHERE table_catalog = current_database() AND table_schema = current_schema()"
-    ).fetchall()
-    return {r[0] for r in rows}
 
 
 def bind_parameters(rule: Rule, checked: CheckedQuery, as_of: date, overrides: dict[str, Any] | None) -> dict[str, Any]:
@@ -216,7 +208,7 @@ def run_rules(
     if unknown:
         raise RuleError(f"parameter overrides for unknown rule(s) {unknown}", hint=f"rules: {', '.join(ids)}")
     allowed = frozenset(default_table_names() if tables is None else tables)
-    present = warehouse_relations(con)
+    present = relation_names(con)
     parts: list[pa.Table] = []
     runs: list[RuleRun] = []
     for rule in rules:
