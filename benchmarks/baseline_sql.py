@@ -10,7 +10,7 @@ Two steps, timed separately by the benchmark:
   first day of the month, money as DECIMAL(18,2). Done once per data set.
 * ``run``: the six queries (category, subject_id, amount_at_risk) over those Parquet files.
 
-Written from /work/shared/spec/suspects.md and the documented semantics of the rules (a period
+Written from docs/spec/suspects.md and the documented semantics of the rules (a period
 counts only when its payments net to more than zero; the duplicate_cross_region "kept" region
 is chosen among the regions paying that period), not by copying the rule files.
 
