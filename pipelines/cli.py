@@ -53,6 +53,9 @@ def run(
     param: list[str] = typer.Option([], "--param", help="Override a rule parameter: RULE_ID.PARAM=VALUE."),
     memory_limit: Optional[str] = typer.Option(None, help="DuckDB memory limit, e.g. 16GB."),
     prefect: bool = typer.Option(True, "--prefect/--no-prefect", help="Run as a Prefect flow (temporary local server) or as plain functions."),
+    job: str = typer.Option("adhoc", "--job", help="Job name: each job keeps its own run history and latest."),
+    wait: bool = typer.Option(True, "--wait/--no-wait", help="If another run holds the output folder: wait for it, or fail at once."),
+    wait_timeout: float = typer.Option(1800.0, "--wait-timeout", help="Seconds to wait for another run on the same output folder."),
 ) -> None:
     """Run the audit: ingest → validate → load → detect → publish."""
     try:
@@ -60,29 +63,45 @@ def run(
     except ValueError:
         raise typer.BadParameter(f"--as-of {as_of!r}: expected YYYY-MM-DD") from None
     params = _parse_params(param)
+    timeout = wait_timeout if wait else 0.0
+
+    def waiting(holder) -> None:
+        who = holder.describe() if holder else "another run"
+        err.print(f"waiting up to {timeout:g} s for the run lock of {output}: held by {who}", highlight=False)
+
     try:
-        if prefect:
-            os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
-            from pipelines.flows import audit_flow
+        from pipelines.runlock import run_lock
 
-            state = audit_flow(input=str(input), output=str(output), as_of=reference, rules=list(rules),
-                               categories=list(category), parameters=params, memory_limit=memory_limit,
-                               return_state=True)
-            if not state.is_completed():
-                state.result()  # re-raises the flow's error
-            from pipelines.publish import resolve_run
-            _print_run(resolve_run(output, "latest"))
-        else:
-            from pipelines.pipeline import RunConfig
-            from pipelines.stages import run_pipeline
-
-            config = RunConfig(input=input, output=output, as_of=reference, rule_ids=tuple(rules),
-                               categories=tuple(category), parameters=params, memory_limit=memory_limit)
-            with console.status("starting") as status:
-                summary = run_pipeline(config, progress=lambda stage: status.update(f"{stage} …"))
-            _print_run(summary.run_dir)
+        with run_lock(output, job, timeout, waiting):
+            _run(input, output, reference, rules, category, params, memory_limit, prefect, job, timeout)
     except FraudwatchError as exc:
         _fail(exc)
+
+
+def _run(input: Path, output: Path, reference: date, rules: list[str], category: list[str], params: dict,
+         memory_limit: str | None, prefect: bool, job: str, timeout: float) -> None:
+    """The run itself, once the run lock is held (the flow or the stage functions take it again, re-entrantly)."""
+    if prefect:
+        os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+        from pipelines.flows import audit_flow
+
+        state = audit_flow(input=str(input), output=str(output), as_of=reference, rules=list(rules),
+                           categories=list(category), parameters=params, memory_limit=memory_limit,
+                           job=job, wait_timeout=timeout, return_state=True)
+        if not state.is_completed():
+            state.result()  # re-raises the flow's error
+        from pipelines.publish import resolve_run
+        _print_run(resolve_run(output, "latest"))
+    else:
+        from pipelines.pipeline import RunConfig
+        from pipelines.stages import run_pipeline
+
+        config = RunConfig(input=input, output=output, as_of=reference, rule_ids=tuple(rules),
+                           categories=tuple(category), parameters=params, memory_limit=memory_limit,
+                           job=job, wait_timeout=timeout)
+        with console.status("starting") as status:
+            summary = run_pipeline(config, progress=lambda stage: status.update(f"{stage} …"))
+        _print_run(summary.run_dir)
 
 
 def _print_run(run_dir: Path) -> None:

@@ -18,6 +18,7 @@ from prefect.cache_policies import NO_CACHE
 from pipelines import stages
 from pipelines.pipeline import RunConfig, fail_run, prepare_run, run_stage
 from pipelines.report import summary_markdown, summary_rows
+from pipelines.runlock import DEFAULT_WAIT_SECONDS, run_lock
 
 # IO stages retry (a landing folder on a network share can hiccup); pure stages do not.
 _io = dict(retries=2, retry_delay_seconds=10, cache_policy=NO_CACHE)
@@ -62,14 +63,26 @@ def audit_flow(
     categories: list[str] | None = None,
     parameters: dict[str, dict[str, Any]] | None = None,
     memory_limit: str | None = None,
+    job: str = "adhoc",
+    wait_timeout: float = DEFAULT_WAIT_SECONDS,
 ) -> dict[str, Any]:
     """ingest → validate → load → link → detect → publish; publishes a hit table, a summary and a link as artifacts."""
     config = RunConfig(
         input=Path(input), output=Path(output), as_of=as_of or date.today(),
         rule_ids=tuple(rules or ()), categories=tuple(categories or ()),
-        parameters=parameters or {}, memory_limit=memory_limit,
+        parameters=parameters or {}, memory_limit=memory_limit, job=job, wait_timeout=wait_timeout,
     )
     logger = get_run_logger()
+
+    def waiting(holder):
+        logger.warning("waiting up to %g s for the run lock of %s, held by %s", wait_timeout, output,
+                       holder.describe() if holder else "another run")
+
+    with run_lock(config.output, job, wait_timeout, waiting):
+        return _audit(config, logger)
+
+
+def _audit(config: RunConfig, logger) -> dict[str, Any]:
     ctx = prepare_run(config)
     progress = create_progress_artifact(progress=0.0, description="fraudwatch audit run progress")
     try:

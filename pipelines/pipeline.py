@@ -17,6 +17,7 @@ from typing import Any, Callable
 from pipelines.contracts import DEFAULT_CONTRACTS_DIR, Contract, load_contracts
 from pipelines.errors import ExtractError, RunError
 from pipelines import publish
+from pipelines.runlock import DEFAULT_WAIT_SECONDS
 
 DEFAULT_RULES_DIR = Path(__file__).resolve().parent.parent / "rules"
 Progress = Callable[[str], None]
@@ -37,6 +38,8 @@ class RunConfig:
     warehouse: Path | None = None
     memory_limit: str | None = None
     threads: int | None = None
+    job: str = "adhoc"
+    wait_timeout: float = DEFAULT_WAIT_SECONDS
 
     @property
     def warehouse_path(self) -> Path:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import duckdb
 import pyarrow as pa
@@ -19,6 +19,7 @@ from pipelines.ingest import IngestResult, discover_extracts, ingest_extract
 from pipelines.linking import LinkResult, link_persons
 from pipelines.pipeline import Progress, RunConfig, RunContext, fail_run, finish_run, peak_rss_mb, prepare_run, run_stage
 from pipelines.rules.engine import RunHits, run_rules
+from pipelines.runlock import LockHolder, run_lock
 from pipelines.rules.loader import load_rules
 from pipelines.rules.model import Rule
 from pipelines.validate import ExtractValidation, build_data_docs, raise_for_failures, validate_extract
@@ -205,19 +206,21 @@ def publish_stage(ctx: RunContext, ingested: dict[str, IngestResult], validation
     )
 
 
-def run_pipeline(config: RunConfig, progress: Progress | None = None) -> RunSummary:
-    """One complete audit run without Prefect (the flow runs the same stages)."""
-    ctx = prepare_run(config)
-    try:
-        ingested = run_stage(ctx, "ingest", ingest_stage, progress=progress)
-        validations = run_stage(ctx, "validate", validate_stage, ingested, progress=progress)
-        loaded = run_stage(ctx, "load", load_stage, ingested, progress=progress)
-        linked = run_stage(ctx, "link", link_stage, progress=progress)
-        hits = run_stage(ctx, "detect", detect_stage, progress=progress)
-        return run_stage(ctx, "publish", publish_stage, ingested, validations, loaded, hits, linked, progress=progress)
-    except BaseException:
-        fail_run(ctx)
-        raise
+def run_pipeline(config: RunConfig, progress: Progress | None = None,
+                 on_wait: Callable[[LockHolder | None], None] | None = None) -> RunSummary:
+    """One complete audit run without Prefect (the flow runs the same stages), holding the run lock."""
+    with run_lock(config.output, config.job, config.wait_timeout, on_wait):
+        ctx = prepare_run(config)
+        try:
+            ingested = run_stage(ctx, "ingest", ingest_stage, progress=progress)
+            validations = run_stage(ctx, "validate", validate_stage, ingested, progress=progress)
+            loaded = run_stage(ctx, "load", load_stage, ingested, progress=progress)
+            linked = run_stage(ctx, "link", link_stage, progress=progress)
+            hits = run_stage(ctx, "detect", detect_stage, progress=progress)
+            return run_stage(ctx, "publish", publish_stage, ingested, validations, loaded, hits, linked, progress=progress)
+        except BaseException:
+            fail_run(ctx)
+            raise
 
 
 def _amount_per_rule(table: pa.Table) -> dict[str, str]:
