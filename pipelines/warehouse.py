@@ -373,13 +373,16 @@ def _view_blocks(sql: str) -> list[tuple[str, str, list[str], str]]:
 def create_views(con: duckdb.DuckDBPyConnection, sql_path: Path = VIEWS_SQL) -> list[str]:
     """(Re)create the rule views of ``warehouse_views.sql`` whose source tables exist; drop the
     others. Returns the names of the views created."""
+    from pipelines.engine import as_engine
+
+    con = as_engine(con)
     blocks = _view_blocks(Path(sql_path).read_text(encoding="utf-8"))
     order = list(dict.fromkeys(view for _, view, _, _ in blocks))
     for view in reversed(order):
-        con.execute(f"DROP VIEW IF EXISTS {quote(view)}")
+        con.drop(view)
     created: list[str] = []
     for view in order:
-        available = set(_relations(con))
+        available = con.relations()
         selects = [body for _, name, needs, body in blocks if name == view and set(needs) <= available]
         if selects:
             union = "\nUNION ALL\n".join(f"({s})" if len(selects) > 1 else s for s in selects)

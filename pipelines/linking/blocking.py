@@ -24,7 +24,6 @@ or NULL (related by name and birth date only).
 
 from __future__ import annotations
 
-import duckdb
 
 # ID relation codes (column ``relation``; NULL = related by name and birth date only) and block bits.
 CHECK_CHAR, SUBSTITUTION, TRANSPOSITION, REVALIDATED, TWO_EDITS = 1, 2, 3, 4, 7
@@ -94,7 +93,7 @@ GROUP BY a, b
 """
 
 
-def generate_candidates(con: duckdb.DuckDBPyConnection, max_block_size: int = 1000) -> dict[str, int]:
+def generate_candidates(con: Engine, max_block_size: int = 1000) -> dict[str, int]:
     """Fill temp table ``_lk_cand(a, b, relation, pos, blocks)`` from ``_lk_nodes`` (relation codes
     and block bits as in this module's constants); return counts:
     raw pairs per block, distinct candidate pairs and skipped oversized name/birth groups."""
@@ -105,14 +104,13 @@ def generate_candidates(con: duckdb.DuckDBPyConnection, max_block_size: int = 10
     con.execute(_TRANSPOSITION)
     con.execute(_NAME_BIRTH_KEYS)
     con.execute(_NAME_BIRTH, {"max_block": max_block_size})
-    skipped = con.execute("SELECT count(DISTINCT (p_id, birth)) FROM _lk_nb WHERE n > $m",
-                          {"m": max_block_size}).fetchall()[0][0]
+    skipped = con.scalar("SELECT count(DISTINCT (p_id, birth)) FROM _lk_nb WHERE n > $m", {"m": max_block_size})
     con.execute("DROP TABLE _lk_nb")
     names = {bit: name for name, bit in BLOCKS.items()}
-    counts = {names[k]: v for k, v in con.execute("SELECT block, count(*) FROM _lk_pairs GROUP BY block").fetchall()}
+    counts = {names[r["block"]]: r["n"] for r in con.query("SELECT block, count(*) AS n FROM _lk_pairs GROUP BY block").to_pylist()}
     con.execute(_CANDIDATES)
     con.execute("DROP TABLE _lk_pairs")
     out = {f"pairs_{k}": int(v) for k, v in sorted(counts.items())}
-    out["candidate_pairs"] = con.execute("SELECT count(*) FROM _lk_cand").fetchall()[0][0]
+    out["candidate_pairs"] = con.scalar("SELECT count(*) FROM _lk_cand")
     out["skipped_name_birth_groups"] = int(skipped)
     return out

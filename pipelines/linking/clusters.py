@@ -20,7 +20,6 @@ component is split, each other ID joining the registered ID it is linked to best
 
 from __future__ import annotations
 
-import duckdb
 import numpy as np
 import polars as pl
 
@@ -118,18 +117,18 @@ def split_at_anchors(nodes: np.ndarray, comp: np.ndarray, anchor: np.ndarray, ed
     return out
 
 
-def build_clusters(con: duckdb.DuckDBPyConnection, registry: bool = True) -> int:
+def build_clusters(con: Engine, registry: bool = True) -> int:
     """Create temp table ``_lk_clusters`` from the links in ``_lk_links`` and ``_lk_nodes``;
     return the number of clusters (of two or more IDs). With a household register, valid
     registered IDs are anchors: a cluster never holds two of them (:func:`split_at_anchors`)."""
-    edges = pl.from_arrow(con.sql("""
+    edges = pl.from_arrow(con.query("""
         SELECT x.node AS a, y.node AS b, l.score FROM _lk_links AS l
         JOIN _lk_nodes AS x ON x.person_id = l.person_id_a JOIN _lk_nodes AS y ON y.person_id = l.person_id_b
-    """).to_arrow_table())
+    """))
     nodes, comp = components(edges["a"].to_numpy(), edges["b"].to_numpy())
     if len(nodes) and registry:
-        flags = pl.from_arrow(con.sql("SELECT node, valid AND registered AS anchor FROM _lk_nodes "
-                                      "WHERE node IN (SELECT unnest($n))", params={"n": nodes.tolist()}).to_arrow_table())
+        flags = pl.from_arrow(con.query("SELECT node, valid AND registered AS anchor FROM _lk_nodes "
+                                      "WHERE node IN (SELECT unnest($n))", {"n": nodes.tolist()}))
         anchor = pl.DataFrame({"node": nodes}).join(flags, on="node", how="left")["anchor"].fill_null(False).to_numpy()
         comp = split_at_anchors(nodes, comp, anchor, edges)
     sizes = pl.DataFrame({"node": nodes, "component": comp}).filter(pl.len().over("component") >= 2)
@@ -137,6 +136,6 @@ def build_clusters(con: duckdb.DuckDBPyConnection, registry: bool = True) -> int
     try:
         con.execute("CREATE OR REPLACE TEMP TABLE _lk_components AS SELECT * FROM _lk_components_arrow")
     finally:
-        con.unregister("_lk_components_arrow")
+        con.drop("_lk_components_arrow")
     con.execute(_CLUSTERS)
     return int(sizes["component"].n_unique())

@@ -18,8 +18,8 @@ agreed fields for the pair, so the evidence explains the match.
 
 from __future__ import annotations
 
-import duckdb
 
+from pipelines.engine import Engine
 from pipelines.linking.records import births_sql
 
 _DEATH_MATCHES = """
@@ -87,7 +87,7 @@ ORDER BY r.death_person_id, r.death_date, r.source, r.record_id
 """
 
 
-def match_deaths(con: duckdb.DuckDBPyConnection, have_death_records: bool) -> tuple[int, int]:
+def match_deaths(con: Engine, have_death_records: bool) -> tuple[int, int]:
     """Create temp table ``_lk_death_matches``; return (matched records, ambiguous records).
     Without the ``death_records`` view (no deaths or household extract) the table is empty."""
     if not have_death_records:
@@ -101,5 +101,5 @@ def match_deaths(con: duckdb.DuckDBPyConnection, have_death_records: bool) -> tu
             WHERE false""")
         return 0, 0
     con.execute(_DEATH_MATCHES.replace("{births}", births_sql("n")))
-    rows = dict(con.execute("SELECT status, count(*) FROM _lk_death_matches GROUP BY status").fetchall())
+    rows = {r["status"]: r["n"] for r in con.query("SELECT status, count(*) AS n FROM _lk_death_matches GROUP BY status").to_pylist()}
     return int(rows.get("matched", 0)), int(rows.get("ambiguous", 0))

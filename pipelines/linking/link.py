@@ -9,15 +9,14 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass, field
 
-import duckdb
 
+from pipelines.engine import Engine, as_engine
 from pipelines.linking import schema
 from pipelines.linking.blocking import generate_candidates
 from pipelines.linking.clusters import build_clusters
 from pipelines.linking.deaths import match_deaths
 from pipelines.linking.records import build_nodes, present_person_extracts, registry_present
 from pipelines.linking.scoring import THRESHOLD, score_candidates
-from pipelines.warehouse import relation_names
 
 _TEMP = ("_lk_obs", "_lk_names", "_lk_nodes", "_lk_cand", "_lk_scored", "_lk_links",
          "_lk_components", "_lk_clusters", "_lk_death_matches", "_lk_pairs")
@@ -51,7 +50,7 @@ class LinkResult:
 
 
 def link_persons(
-    con: duckdb.DuckDBPyConnection,
+    con: Engine,
     *,
     threshold: float = THRESHOLD,
     max_block_size: int = 1000,
@@ -64,6 +63,7 @@ def link_persons(
     needs to be a high-confidence link; ``max_block_size`` caps a (name key, birth date) block;
     ``batch_rows`` bounds the pairs scored at a time. Deterministic: same warehouse, same tables.
     """
+    con = as_engine(con)
     result = LinkResult()
     clock = time.perf_counter()
 
@@ -86,16 +86,16 @@ def link_persons(
     con.execute("CREATE OR REPLACE TEMP TABLE _lk_links AS SELECT * EXCLUDE (linked) FROM _lk_scored WHERE linked")
     lap("score")
     result.clusters = build_clusters(con, registry)
-    result.ids_in_clusters = con.execute("SELECT count(*) FROM _lk_clusters").fetchall()[0][0]
+    result.ids_in_clusters = con.scalar("SELECT count(*) FROM _lk_clusters")
     lap("cluster")
-    result.death_matches, result.death_ambiguous = match_deaths(con, "death_records" in relation_names(con))
+    result.death_matches, result.death_ambiguous = match_deaths(con, "death_records" in con.relations())
     lap("deaths")
     _publish(con)
     lap("write")
     return result
 
 
-def _publish(con: duckdb.DuckDBPyConnection) -> None:
+def _publish(con: Engine) -> None:
     """Replace the four warehouse tables from the temp tables in one transaction, then drop temps."""
     con.execute("BEGIN TRANSACTION")
     try:

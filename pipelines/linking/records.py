@@ -17,11 +17,12 @@ computed in Python once per distinct name (:mod:`pipelines.linking.names`).
 
 from __future__ import annotations
 
-import duckdb
 
+import polars as pl
+
+from pipelines.engine import Engine
 from pipelines.linking.names import name_keys
 from pipelines.linking.schema import PERSON_EXTRACTS
-from pipelines.warehouse import relation_names
 
 # Per extract and ID: names (min/max), rows, and what the extract adds.
 _COLUMNS = "person_id, valid, name_min, name_max, src, n, first_paid, birth_decl, household_id"
@@ -136,13 +137,13 @@ def births_sql(alias: str) -> str:
             f"ELSE list_sort([{alias}.id_birth, {alias}.birth_decl]) END")
 
 
-def present_person_extracts(con: duckdb.DuckDBPyConnection) -> list[str]:
+def present_person_extracts(con: Engine) -> list[str]:
     """The person-carrying extract tables that exist in the warehouse."""
-    have = relation_names(con)
+    have = con.relations()
     return [t for t in PERSON_EXTRACTS if t in have]
 
 
-def build_nodes(con: duckdb.DuckDBPyConnection, extracts: list[str]) -> int:
+def build_nodes(con: Engine, extracts: list[str]) -> int:
     """Create the temp tables ``_lk_obs`` (per extract and ID), ``_lk_names`` (name keys) and
     ``_lk_nodes`` (node ids 1..n in ID order); return the number of nodes."""
     if extracts:
@@ -155,21 +156,21 @@ def build_nodes(con: duckdb.DuckDBPyConnection, extracts: list[str]) -> int:
     named = "\nUNION ALL\n".join(_NAMED[t] for t in extracts) if extracts else \
         "SELECT NULL::VARCHAR AS person_id, NULL::VARCHAR AS name, NULL::VARCHAR AS src WHERE false"
     con.execute(_MULTI.format(union=named))
-    names = con.sql("""SELECT name_min AS name FROM _lk_obs WHERE name_min IS NOT NULL
+    names = pl.from_arrow(con.query("""SELECT name_min AS name FROM _lk_obs WHERE name_min IS NOT NULL
                        UNION SELECT name_max FROM _lk_obs WHERE name_max IS NOT NULL
-                       UNION SELECT name FROM _lk_multi WHERE name IS NOT NULL""").pl()["name"]
+                       UNION SELECT name FROM _lk_multi WHERE name IS NOT NULL"""))["name"]
     con.register("_lk_keys_arrow", name_keys(names).to_arrow())
     try:
         con.execute(_NAMES)
     finally:
-        con.unregister("_lk_keys_arrow")
+        con.drop("_lk_keys_arrow")
     con.execute(_NODES)
     con.execute("DROP TABLE _lk_agg")
     con.execute("DROP TABLE _lk_multi")
-    return con.execute("SELECT count(*) FROM _lk_nodes").fetchall()[0][0]
+    return con.scalar("SELECT count(*) FROM _lk_nodes")
 
 
-def registry_present(con: duckdb.DuckDBPyConnection, extracts: list[str]) -> bool:
+def registry_present(con: Engine, extracts: list[str]) -> bool:
     """Whether the household register was loaded and holds rows (so 'not registered' means unknown
     to the register, not merely that no register was given)."""
-    return "household" in extracts and con.execute("SELECT count(*) > 0 FROM household").fetchall()[0][0]
+    return "household" in extracts and con.scalar("SELECT count(*) > 0 FROM household")

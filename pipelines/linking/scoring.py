@@ -41,10 +41,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 
+from pipelines.engine import Engine
 from pipelines.linking.blocking import BLOCKS, CHECK_CHAR, REVALIDATED, SUBSTITUTION, TRANSPOSITION, TWO_EDITS
 from pipelines.linking.names import name_similarity
 from pipelines.linking.records import births_sql
@@ -87,6 +87,11 @@ FROM _lk_nodes ORDER BY node
 """
 
 
+def _numpy(table: pa.Table) -> dict[str, np.ndarray]:
+    """Columns of an Arrow table as numpy arrays (strings as object arrays)."""
+    return {name: table.column(name).to_numpy() for name in table.column_names}
+
+
 @dataclass
 class NodeArrays:
     """Per-node attributes as arrays indexed by node id (index 0 is a blank node), plus the
@@ -107,14 +112,14 @@ class NodeArrays:
     s_last: np.ndarray
 
     @classmethod
-    def load(cls, con: duckdb.DuckDBPyConnection) -> "NodeArrays":
+    def load(cls, con: Engine) -> "NodeArrays":
         """Read ``_lk_nodes`` and ``_lk_names`` (node ids must be 1..n)."""
-        cols = con.sql(_NODE_SQL.format(null=NULL_DAY)).fetchnumpy()
+        cols = _numpy(con.query(_NODE_SQL.format(null=NULL_DAY)))
         blank = {"name_id": 0, "s_id": 0, "p_id": 0, "id_birth": NULL_DAY, "birth_decl": NULL_DAY + 1, "gender": -1,
                  "registered": False, "region": -1, "household": 0}
         arrays = {k: np.concatenate([np.array([v], dtype=np.asarray(cols[k]).dtype), np.asarray(cols[k])])
                   for k, v in blank.items()}
-        names = con.sql("SELECT DISTINCT s_id, name_s, s_len, s_first, s_last FROM _lk_names ORDER BY s_id").fetchnumpy()
+        names = _numpy(con.query("SELECT DISTINCT s_id, name_s, s_len, s_first, s_last FROM _lk_names ORDER BY s_id"))
         names_s = np.concatenate([np.array([None], dtype=object), np.asarray(names["name_s"], dtype=object)])
         extra = {k: np.concatenate([[0], np.asarray(names[k], dtype=np.int32)]) for k in ("s_len", "s_first", "s_last")}
         return cls(**arrays, names_s=names_s, **extra)
@@ -244,7 +249,7 @@ ORDER BY person_id_a, person_id_b
 """
 
 
-def score_candidates(con: duckdb.DuckDBPyConnection, registry: bool, threshold: float = THRESHOLD,
+def score_candidates(con: Engine, registry: bool, threshold: float = THRESHOLD,
                      batch_rows: int = 2_000_000) -> ScoreStats:
     """Score every pair of ``_lk_cand`` in batches of ``batch_rows`` (bounded memory) and create
     temp table ``_lk_scored`` holding the pairs worth keeping: linked, names not different, or
@@ -253,7 +258,7 @@ def score_candidates(con: duckdb.DuckDBPyConnection, registry: bool, threshold: 
     started = time.perf_counter()
     nodes = NodeArrays.load(con)
     kept: list[pa.Table] = []
-    reader = con.sql("SELECT a, b, relation, pos, blocks FROM _lk_cand").to_arrow_reader(batch_rows)
+    reader = con.batches("SELECT a, b, relation, pos, blocks FROM _lk_cand", batch_rows=batch_rows)
     for batch in reader:
         if batch.num_rows == 0:
             continue
@@ -284,6 +289,6 @@ def score_candidates(con: duckdb.DuckDBPyConnection, registry: bool, threshold: 
     try:
         con.execute(STORED_SQL)
     finally:
-        con.unregister("_lk_stored_arrow")
+        con.drop("_lk_stored_arrow")
     stats.seconds = time.perf_counter() - started
     return stats

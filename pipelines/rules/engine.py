@@ -1,4 +1,4 @@
-"""Running rules against the DuckDB warehouse.
+"""Running rules through an engine (:mod:`pipelines.engine`) over the run's relations.
 
 Each rule's checked query (regenerated from its checked syntax tree) is wrapped in one
 set-based query that adds the rule metadata, formats periods as ``YYYY-MM``, serialises the
@@ -14,16 +14,15 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Iterable
 
-import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipelines.engine import Engine, QueryError, as_engine
+from pipelines.engine.dialects import SPARK
 from pipelines.errors import RuleError
-from pipelines.rules import dialect
 from pipelines.rules.model import OUTPUT_COLUMNS, Rule
 from pipelines.rules.reason import compile_reason, placeholders
 from pipelines.rules.sqlcheck import DERIVED_TABLES, VIEW_NAMES, CheckedQuery, check_rule_sql, default_table_names
-from pipelines.warehouse import relation_names
 
 HITS_SCHEMA = pa.schema(
     [
@@ -92,13 +91,12 @@ def bind_parameters(rule: Rule, checked: CheckedQuery, as_of: date, overrides: d
     return {k: v for k, v in values.items() if k in checked.parameters}
 
 
-def _column_types(con: duckdb.DuckDBPyConnection, rule: Rule, checked: CheckedQuery, params: dict) -> dict[str, str]:
-    """Output column → DuckDB type, by binding (not running) the query."""
+def _column_types(engine: Engine, rule: Rule, checked: CheckedQuery, params: dict) -> dict[str, str]:
+    """Output column → SQL type, by binding (not running) the query."""
     try:
-        rows = con.execute(f"DESCRIBE {checked.sql}", params).fetchall()
-    except duckdb.Error as exc:
-        raise RuleError(f"the query does not bind: {exc}", file=rule.path, line=rule.line_of("query"), rule=rule.id) from None
-    return {r[0]: r[1] for r in rows}
+        return engine.column_types(engine.dialect.from_rule_sql(checked.sql), params)
+    except QueryError as exc:
+        raise RuleError(f"the query does not bind: {exc.message}", file=rule.path, line=rule.line_of("query"), rule=rule.id) from None
 
 
 def _check_output(rule: Rule, types: dict[str, str]) -> None:
@@ -121,15 +119,18 @@ def _check_output(rule: Rule, types: dict[str, str]) -> None:
         raise fail(f"evidence is {types['evidence']}; it must be a STRUCT, LIST or MAP")
 
 
-def wrap_query(rule: Rule, checked: CheckedQuery, types: dict[str, str]) -> str:
-    """The set-based query adding metadata, period text, evidence JSON and the reason to a rule's hits."""
+def wrap_query(rule: Rule, checked: CheckedQuery, types: dict[str, str], engine: Engine | None = None) -> str:
+    """The set-based query adding metadata, period text, evidence JSON and the reason to a rule's hits
+    (in the dialect of ``engine``; DuckDB when None)."""
+    from pipelines.engine.dialects import DUCKDB
+    dialect = engine.dialect if engine is not None else DUCKDB
     try:
-        reason = compile_reason(rule.reason, types)
+        reason = compile_reason(rule.reason, types, dialect)
     except ValueError as exc:
         raise RuleError(f"reason: {exc}", file=rule.path, line=rule.line_of("reason"), rule=rule.id) from None
     lit = dialect.literal
     return f"""WITH rule_hits AS (
-{checked.sql}
+{dialect.from_rule_sql(checked.sql)}
 )
 SELECT
     {lit(rule.id)} AS rule_id,
@@ -137,9 +138,9 @@ SELECT
     {lit(rule.category)} AS category,
     {lit(rule.severity.value)} AS severity,
     {lit(rule.subject_type)} AS subject_type,
-    CAST(subject_id AS VARCHAR) AS subject_id,
-    CAST(subject_name AS VARCHAR) AS subject_name,
-    CAST(region_code AS VARCHAR) AS region_code,
+    {dialect.as_text('subject_id')} AS subject_id,
+    {dialect.as_text('subject_name')} AS subject_name,
+    {dialect.as_text('region_code')} AS region_code,
     {dialect.month_text('first_period')} AS first_period,
     {dialect.month_text('last_period')} AS last_period,
     CAST(amount_at_risk AS DECIMAL(18,2)) AS amount_at_risk,
@@ -164,20 +165,21 @@ def _check_one_row_per_subject(rule: Rule, table: pa.Table) -> None:
         )
 
 
-def run_rule(con: duckdb.DuckDBPyConnection, rule: Rule, as_of: date, overrides: dict[str, Any] | None = None,
+def run_rule(con: Engine, rule: Rule, as_of: date, overrides: dict[str, Any] | None = None,
              tables: Iterable[str] | None = None) -> tuple[pa.Table, RuleRun]:
     """Run one rule (its required tables must exist); returns its hits and its :class:`RuleRun`."""
     started = time.perf_counter()
+    engine = as_engine(con)
     known = set(rule.requires) & set(default_table_names() if tables is None else tables)
     checked = check_rule_sql(rule, known)
     params = bind_parameters(rule, checked, as_of, overrides)
-    types = _column_types(con, rule, checked, params)
+    types = _column_types(engine, rule, checked, params)
     _check_output(rule, types)
-    sql = wrap_query(rule, checked, types)
+    sql = wrap_query(rule, checked, types, engine)
     try:
-        table = con.sql(sql, params=params).to_arrow_table()
-    except duckdb.Error as exc:
-        raise RuleError(f"the query failed: {exc}", file=rule.path, line=rule.line_of("query"), rule=rule.id) from None
+        table = engine.query(sql, params)
+    except QueryError as exc:
+        raise RuleError(f"the query failed: {exc.message}", file=rule.path, line=rule.line_of("query"), rule=rule.id) from None
     table = table.cast(HITS_SCHEMA)
     _check_one_row_per_subject(rule, table)
     run = RuleRun(rule.id, rule.version, "ran", table.num_rows, time.perf_counter() - started,
@@ -186,13 +188,13 @@ def run_rule(con: duckdb.DuckDBPyConnection, rule: Rule, as_of: date, overrides:
 
 
 def run_rules(
-    con: duckdb.DuckDBPyConnection,
+    con: Engine,
     rules: Iterable[Rule],
     as_of: date,
     overrides: dict[str, dict[str, Any]] | None = None,
     tables: Iterable[str] | None = None,
 ) -> RunHits:
-    """Run ``rules`` against the warehouse in ``con`` as of ``as_of``.
+    """Run ``rules`` through the engine ``con`` (its relations are the run's tables) as of ``as_of``.
 
     ``overrides`` maps rule id → {parameter: value}. Rules whose ``requires`` tables are absent
     are skipped and reported with the missing names. ``tables`` is the allow-list of warehouse
@@ -208,7 +210,8 @@ def run_rules(
     if unknown:
         raise RuleError(f"parameter overrides for unknown rule(s) {unknown}", hint=f"rules: {', '.join(ids)}")
     allowed = frozenset(default_table_names() if tables is None else tables)
-    present = relation_names(con)
+    engine = as_engine(con)
+    present = engine.relations()
     parts: list[pa.Table] = []
     runs: list[RuleRun] = []
     for rule in rules:
@@ -216,7 +219,7 @@ def run_rules(
         if missing:
             runs.append(RuleRun(rule.id, rule.version, "skipped", missing=missing))
             continue
-        table, run = run_rule(con, rule, as_of, overrides.get(rule.id), allowed)
+        table, run = run_rule(engine, rule, as_of, overrides.get(rule.id), allowed)
         parts.append(table)
         runs.append(run)
     table = pa.concat_tables(parts) if parts else HITS_SCHEMA.empty_table()
@@ -285,4 +288,4 @@ def lint_rules(rules: Iterable[Rule], tables: Iterable[str] | None = None) -> li
 def to_spark_sql(rule: Rule) -> str:
     """The rule's checked query transpiled to Spark SQL (parameters become ``:name`` markers)."""
     checked = check_rule_sql(rule, rule.requires)
-    return dialect.transpile_to_spark(checked.sql)
+    return SPARK.from_rule_sql(checked.sql)

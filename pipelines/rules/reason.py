@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from pipelines.rules import dialect
+from pipelines.engine.dialects import DUCKDB, Dialect
 
 FORMATS = ("money", "month", "date", "list", "text")
 NULL_TEXT = "不详"
@@ -74,9 +74,9 @@ def default_format(column: str, sql_type: str) -> str:
     return "text"
 
 
-def compile_reason(template: str, column_types: dict[str, str]) -> str:
-    """DuckDB SQL expression rendering ``template`` for each row; ``column_types`` maps the
-    query's output columns to their DuckDB types. Raises ValueError naming an unknown column."""
+def compile_reason(template: str, column_types: dict[str, str], dialect: Dialect = DUCKDB) -> str:
+    """SQL expression (in ``dialect``) rendering ``template`` for each row; ``column_types`` maps the
+    query's output columns to their types. Raises ValueError naming an unknown column."""
     pieces: list[str] = []
     for value, fmt in parse_template(template):
         if fmt is None:
@@ -94,7 +94,7 @@ def compile_reason(template: str, column_types: dict[str, str]) -> str:
             "month": dialect.month_text,
             "date": dialect.date_text,
             "list": dialect.list_text,
-            "text": lambda e: f"CAST({e} AS VARCHAR)",
+            "text": dialect.as_text,
         }[fmt](ref)
         pieces.append(f"coalesce({rendered}, {dialect.literal(NULL_TEXT)})")
     if not pieces:

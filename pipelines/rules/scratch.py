@@ -17,9 +17,10 @@ from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from typing import Any
 
-import duckdb
+import pyarrow as pa
 
 from pipelines.contracts import Contract, ValueType, load_contracts
+from pipelines.engine import Engine, connect
 
 # contract type → warehouse SQL type (docs/architecture.md, "Warehouse schema")
 SQL_TYPES = {
@@ -216,8 +217,8 @@ def _contracts() -> dict[str, Contract]:
     return load_contracts()
 
 
-def make_scratch_db(cases_tables: dict[str, list[dict[str, Any]]]) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB warehouse holding ``cases_tables`` (table → rows as column → value).
+def make_scratch_db(cases_tables: dict[str, list[dict[str, Any]]], engine: Engine | None = None) -> Engine:
+    """An in-memory engine session (DuckDB unless ``engine`` is given) holding ``cases_tables`` (table → rows as column → value).
 
     Every extract table of the data contracts is created (empty when the case gives no rows), so
     a rule never gets skipped in a test; then the rule views are created. Raises
@@ -227,19 +228,18 @@ def make_scratch_db(cases_tables: dict[str, list[dict[str, Any]]]) -> duckdb.Duc
     unknown = sorted(set(cases_tables) - set(contracts))
     if unknown:
         raise CaseDataError(f"unknown table(s) {unknown}; case rows go into extract tables: {sorted(contracts)}")
-    con = duckdb.connect(":memory:")
+    con = engine if engine is not None else connect()
     for name, contract in contracts.items():
         columns = table_columns(contract)
-        body = ", ".join(f'"{c}" {t}' for c, t in columns.items())
-        con.execute(f'CREATE TABLE "{name}" ({body})')
+        q = con.dialect.quote_identifier
         rows = [_row_values(contract, columns, dict(row), i) for i, row in enumerate(cases_tables.get(name) or [], 1)]
+        typed = ", ".join(f"CAST(NULL AS {t}) AS {q(c)}" for c, t in columns.items())
+        con.execute(f"CREATE OR REPLACE TABLE {q(name)} AS SELECT {typed} WHERE false")
         if rows:
-            names = list(columns)
-            marks = ", ".join("?" for _ in names)
-            con.executemany(
-                f'INSERT INTO "{name}" ({", ".join(chr(34) + c + chr(34) for c in names)}) VALUES ({marks})',
-                [[r.get(c) for c in names] for r in rows],
-            )
+            con.register("_case_rows", pa.Table.from_pylist([{c: r.get(c) for c in columns} for r in rows]))
+            casts = ", ".join(f"CAST({q(c)} AS {t}) AS {q(c)}" for c, t in columns.items())
+            con.execute(f"INSERT INTO {q(name)} SELECT {casts} FROM _case_rows")
+            con.drop("_case_rows")
     from pipelines.warehouse import create_views
 
     create_views(con)

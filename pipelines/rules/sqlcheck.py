@@ -23,7 +23,7 @@ from sqlglot.errors import ParseError, SqlglotError
 
 from pipelines.errors import RuleSQLRefused
 from pipelines.linking.schema import LINK_TABLES
-from pipelines.rules import dialect
+from pipelines.engine.dialects import DUCKDB, parse_rule_sql
 from pipelines.rules.model import BUILTIN_PARAMETERS, Rule
 
 VIEW_NAMES = ("death_records", "person_deaths")
@@ -158,7 +158,7 @@ def check_query(
     level = logger.level
     logger.setLevel(logging.ERROR)  # fall-back-to-Command warnings: we refuse Commands anyway
     try:
-        statements = [s for s in dialect.parse(sql) if s is not None]
+        statements = [s for s in parse_rule_sql(sql) if s is not None]
     except (ParseError, SqlglotError) as exc:
         raise refuse(f"the query does not parse as DuckDB SQL: {str(exc).splitlines()[0]}") from None
     finally:
@@ -198,7 +198,7 @@ def check_query(
             hint="remove the declaration or use the parameter",
         )
     try:
-        regenerated = dialect.render(tree)
+        regenerated = DUCKDB.render(tree)
     except SqlglotError as exc:
         raise refuse(f"the query cannot be regenerated from its syntax tree: {exc}") from None
     return CheckedQuery(

@@ -54,7 +54,7 @@ def linked_db(tables: dict[str, list[dict[str, Any]]], **kw: Any):
 
 def rows(con, sql: str) -> list[dict]:
     """Query result as a list of dicts."""
-    rel = con.sql(sql)
+    rel = con.connection.sql(sql)
     return [dict(zip(rel.columns, r)) for r in rel.fetchall()]
 
 

@@ -52,8 +52,8 @@ def test_empty_result_has_the_schema():
 
 def test_rules_needing_absent_tables_are_skipped(sample_tables):
     con = make_scratch_db(sample_tables)
-    con.execute("DROP TABLE prisoners")
-    con.execute("DROP VIEW person_deaths")
+    con.connection.execute("DROP TABLE prisoners")
+    con.connection.execute("DROP VIEW person_deaths")
     rules = [r for r in load_rules() if r.id in ("paid_during_imprisonment", "paid_after_death", "duplicate_cross_region")]
     hits = run_rules(con, rules, AS_OF)
     skipped = {r.rule_id: r.missing for r in hits.skipped}
@@ -104,7 +104,7 @@ def test_text_parameter_is_bound_not_pasted(sample_tables):
     assert hits.column("subject_name").to_pylist() == [hostile]
     drop = run_rules(con, [rule], AS_OF, {"by_name": {"who": "'; DROP TABLE pension_payments; --"}}).table
     assert drop.num_rows == 0
-    assert con.execute("SELECT count(*) FROM pension_payments").fetchone()[0] == 5
+    assert con.connection.execute("SELECT count(*) FROM pension_payments").fetchone()[0] == 5
 
 
 def test_shipped_text_parameter_with_sql_injection_is_harmless():
@@ -114,7 +114,7 @@ def test_shipped_text_parameter_with_sql_injection_is_harmless():
     plain = run_rules(con, [rule], case.as_of).table
     hostile = run_rules(con, [rule], case.as_of, {rule.id: {"exempt_programs": "x'; DROP TABLE subsidy_payments; --"}}).table
     assert plain.num_rows == 1 and hostile.equals(plain)
-    assert con.execute("SELECT count(*) FROM subsidy_payments").fetchone()[0] == 4
+    assert con.connection.execute("SELECT count(*) FROM subsidy_payments").fetchone()[0] == 4
 
 
 def test_int_parameter_override_is_coerced_and_checked():

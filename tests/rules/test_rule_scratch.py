@@ -20,7 +20,7 @@ from pipelines.rules.scratch import (
 
 
 def describe(con, table):
-    return {r[0]: r[1] for r in con.execute(f'DESCRIBE "{table}"').fetchall()}
+    return {r[0]: r[1] for r in con.connection.execute(f'DESCRIBE "{table}"').fetchall()}
 
 
 def test_every_extract_table_exists_with_contract_types():
@@ -32,7 +32,7 @@ def test_every_extract_table_exists_with_contract_types():
     assert pay["amount"] == "DECIMAL(18,2)" and pay["period"] == "DATE" and pay["person_id_birth_date"] == "DATE"
     assert pay["_source_row"] == "BIGINT" and pay["name_raw"] == "VARCHAR"
     assert describe(con, "refund_transfers")["recipient_id_valid"] == "BOOLEAN"
-    views = {r[0] for r in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
+    views = {r[0] for r in con.connection.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
     assert {"death_records", "person_deaths"} <= views
 
 
@@ -50,21 +50,21 @@ def test_derived_values_are_computed():
         ],
         "refund_transfers": [{"firm_id": "91110000ma01abcd1m", "recipient_id": "91440300MA5F00003X"}],
     })
-    rows = con.execute(
+    rows = con.connection.execute(
         "SELECT payment_id, person_id, person_id_valid, person_id_birth_date, person_id_gender, name, name_raw, "
         "period, amount, _source_file, _source_row FROM pension_payments ORDER BY _source_row").fetchall()
     assert rows[0] == ("pension_payments-1", ZHANG, True, date(1950, 3, 15), "男", "张三", "张 三",
                        date(2024, 3, 1), Decimal("1234.50"), "pension_payments.csv", 2)
     assert rows[1][1:5] == ("110101195003150014", False, None, None)
     assert rows[1][7:9] == (date(2024, 4, 1), Decimal("7.00"))
-    assert con.execute("SELECT firm_id, firm_id_valid, recipient_id_valid FROM refund_transfers").fetchone() == (
+    assert con.connection.execute("SELECT firm_id, firm_id_valid, recipient_id_valid FROM refund_transfers").fetchone() == (
         "91110000MA01ABCD1M", True, False)
 
 
 def test_given_derived_values_win():
     con = make_scratch_db({"deaths": [{"person_id": ZHANG, "person_id_valid": False, "death_date": "2024-01-01", "source": "公安"}]})
-    assert con.execute("SELECT person_id_valid FROM deaths").fetchone() == (False,)
-    assert con.execute("SELECT count(*) FROM person_deaths").fetchone() == (0,)
+    assert con.connection.execute("SELECT person_id_valid FROM deaths").fetchone() == (False,)
+    assert con.connection.execute("SELECT count(*) FROM person_deaths").fetchone() == (0,)
 
 
 @pytest.mark.parametrize(

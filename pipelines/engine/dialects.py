@@ -1,0 +1,162 @@
+"""Every difference between the SQL engines, one dialect object per engine (Splink's pattern).
+
+Rules are written in DuckDB dialect (:data:`RULE_DIALECT`) with ``$name`` parameters; the
+engine running them renders and transpiles through its dialect. Stage code asks the engine's
+dialect for the SQL of anything engine-specific: money as ``8,123.40``, a period as ``YYYY-MM``,
+evidence as JSON, reading a list of Parquet files, quoting.
+
+``dialect_for(name)`` returns the one instance per engine name.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Sequence
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import ErrorLevel
+
+RULE_DIALECT = "duckdb"  # the sqlglot dialect rules are written in
+
+
+def parse_rule_sql(sql: str) -> list[exp.Expression | None]:
+    """Parse rule SQL in the rule dialect (may raise sqlglot.errors.ParseError)."""
+    return sqlglot.parse(sql, read=RULE_DIALECT)
+
+
+def _string_literal(value: str, sqlglot_dialect: str) -> str:
+    return exp.Literal.string(str(value)).sql(dialect=sqlglot_dialect)
+
+
+class Dialect(ABC):
+    """What one engine's SQL looks like. Subclasses set ``name`` and ``sqlglot_dialect`` and
+    implement every abstract helper; each helper returns SQL text for an expression ``expr``."""
+
+    name: str             # the engine name (``--engine``)
+    sqlglot_dialect: str  # sqlglot's name for it
+
+    # ---------------------------------------------------------------- rendering and transpiling
+    def render(self, tree: exp.Expression) -> str:
+        """SQL text of a parsed (rule-dialect) tree in this dialect; unsupported constructs raise."""
+        return tree.sql(dialect=self.sqlglot_dialect, unsupported_level=ErrorLevel.RAISE, pretty=True)
+
+    def from_rule_sql(self, sql: str) -> str:
+        """One rule-dialect statement in this dialect (raises on anything unsupported)."""
+        if self.sqlglot_dialect == RULE_DIALECT:
+            return sql
+        return sqlglot.transpile(sql, read=RULE_DIALECT, write=self.sqlglot_dialect,
+                                 unsupported_level=ErrorLevel.RAISE, pretty=True)[0]
+
+    def literal(self, value: str | int | None) -> str:
+        """A safely quoted literal (for metadata such as a rule id; parameters are always bound)."""
+        if value is None:
+            return "NULL"
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+        return _string_literal(str(value), self.sqlglot_dialect)
+
+    def quote_identifier(self, name: str) -> str:
+        """A quoted identifier."""
+        return exp.to_identifier(name, quoted=True).sql(dialect=self.sqlglot_dialect)
+
+    # ---------------------------------------------------------------- engine-specific SQL
+    def as_text(self, expr: str) -> str:
+        """Any value cast to text."""
+        return f"CAST({expr} AS VARCHAR)"
+
+    @abstractmethod
+    def read_parquet(self, paths: Sequence[Path | str], union_by_name: bool = True) -> str:
+        """A FROM-clause item reading a list of Parquet files as one relation."""
+
+    @abstractmethod
+    def money_text(self, expr: str) -> str:
+        """A DECIMAL(18,2) money value as text: thousands separators, two decimals, never via float."""
+
+    @abstractmethod
+    def month_text(self, expr: str) -> str:
+        """A DATE period as ``YYYY-MM``."""
+
+    @abstractmethod
+    def date_text(self, expr: str) -> str:
+        """A DATE as ``YYYY-MM-DD``."""
+
+    @abstractmethod
+    def list_text(self, expr: str, separator: str = "、") -> str:
+        """A list joined with ``separator`` (the Chinese enumeration comma)."""
+
+    @abstractmethod
+    def json_text(self, expr: str) -> str:
+        """A STRUCT/LIST/MAP serialised to JSON text."""
+
+
+class DuckDBDialect(Dialect):
+    name = "duckdb"
+    sqlglot_dialect = "duckdb"
+
+    def read_parquet(self, paths: Sequence[Path | str], union_by_name: bool = True) -> str:
+        files = ", ".join(self.literal(str(p)) for p in paths)
+        return f"read_parquet([{files}]{', union_by_name = true' if union_by_name else ''})"
+
+    def money_text(self, expr: str) -> str:
+        cents = f"CAST(abs(CAST({expr} AS DECIMAL(38,2))) * 100 AS HUGEINT)"
+        return (
+            f"CASE WHEN {expr} IS NULL THEN NULL ELSE concat("
+            f"CASE WHEN CAST({expr} AS DECIMAL(18,2)) < 0 THEN '-' ELSE '' END, "
+            f"format('{{:,}}', {cents} // 100), '.', lpad(CAST({cents} % 100 AS VARCHAR), 2, '0')) END"
+        )
+
+    def month_text(self, expr: str) -> str:
+        return f"strftime(CAST({expr} AS DATE), '%Y-%m')"
+
+    def date_text(self, expr: str) -> str:
+        return f"strftime(CAST({expr} AS DATE), '%Y-%m-%d')"
+
+    def list_text(self, expr: str, separator: str = "、") -> str:
+        return f"array_to_string(CAST({expr} AS VARCHAR[]), {self.literal(separator)})"
+
+    def json_text(self, expr: str) -> str:
+        return f"CAST(to_json({expr}) AS VARCHAR)"
+
+
+class SparkDialect(Dialect):
+    """Spark SQL. Placeholder: transpiling rules works; the helpers below are filled in with the
+    Spark engine (``pipelines/engine/spark_engine.py``)."""
+
+    name = "spark"
+    sqlglot_dialect = "spark"
+
+    def read_parquet(self, paths: Sequence[Path | str], union_by_name: bool = True) -> str:
+        raise NotImplementedError("Spark reads Parquet lists through the engine (spark.read.parquet), not SQL")
+
+    def money_text(self, expr: str) -> str:
+        return f"CASE WHEN {expr} IS NULL THEN NULL ELSE format_number(CAST({expr} AS DECIMAL(18,2)), 2) END"
+
+    def month_text(self, expr: str) -> str:
+        return f"date_format(CAST({expr} AS DATE), 'yyyy-MM')"
+
+    def date_text(self, expr: str) -> str:
+        return f"date_format(CAST({expr} AS DATE), 'yyyy-MM-dd')"
+
+    def list_text(self, expr: str, separator: str = "、") -> str:
+        return f"array_join(CAST({expr} AS ARRAY<STRING>), {self.literal(separator)})"
+
+    def json_text(self, expr: str) -> str:
+        return f"to_json({expr})"
+
+    def as_text(self, expr: str) -> str:
+        return f"CAST({expr} AS STRING)"
+
+
+_DIALECTS: dict[str, Dialect] = {d.name: d for d in (DuckDBDialect(), SparkDialect())}
+DUCKDB = _DIALECTS["duckdb"]
+SPARK = _DIALECTS["spark"]
+
+
+def dialect_for(name: str) -> Dialect:
+    """The dialect of engine ``name`` (``duckdb``, ``spark``)."""
+    try:
+        return _DIALECTS[name]
+    except KeyError:
+        raise ValueError(f"unknown engine {name!r}; known: {', '.join(sorted(_DIALECTS))}") from None
