@@ -105,26 +105,36 @@ def _run(input: Path, output: Path, reference: date, rules: list[str], category:
 
 
 def _print_run(run_dir: Path) -> None:
-    import json
+    from pipelines.report import format_yuan, headline, load_report
 
-    manifest = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
-    table = Table(title=f"run {manifest['run_id']}  (as of {manifest['parameters']['as_of']})")
-    for col in ("rule", "hits", "held back", "amount at risk (元)", "status"):
-        table.add_column(col, justify="left" if col in ("rule", "status") else "right")
-    for r in manifest["rules"]:
-        status = r["status"] if r["status"] == "ran" else "skipped: needs " + ", ".join(r["missing"])
-        table.add_row(r["id"], str(r["rows"]), str(r.get("held_back", 0) or ""),
-                      manifest["amount_per_rule"].get(r["id"], ""), status)
+    report = load_report(run_dir)
+    job = f"  job {report.job}" if report.job else ""
+    table = Table(title=f"run {report.run_id}{job}  (as of {report.as_of})")
+    for col in ("rule", "severity", "hits", "new", "recurring", "held back", "amount at risk (元)", "status"):
+        table.add_column(col, justify="left" if col in ("rule", "severity", "status") else "right")
+    for r in report.rules:
+        table.add_row(r.rule_id, r.severity, f"{r.hits:,}", f"{r.new:,}", f"{r.recurring:,}", str(r.held_back or ""),
+                      format_yuan(r.amount), r.status)
+    table.add_section()
+    table.add_row("total", "", f"{report.total_hits:,}", f"{report.total_new:,}", f"{report.total_recurring:,}", "",
+                  format_yuan(report.total_amount), "")
     console.print(table)
-    output = Path(manifest["parameters"]["output"])
-    console.print(f"warehouse:          {output / 'warehouse.duckdb'}")
-    console.print(f"suspects:           {run_dir / 'suspects.parquet'}")
-    console.print(f"manifest:           {run_dir / 'manifest.json'}")
-    console.print(f"validation report:  {run_dir / 'validation'}")
-    console.print(f"quarantine:         {run_dir / 'quarantine'}  ({sum(manifest['quarantined_per_extract'].values())} rows)")
-    console.print(f"latest:             {output / 'latest'} -> {run_dir.name}")
-    for note in manifest["notes"]:
-        console.print(f"note: {note}", highlight=False)
+    console.print(headline(report), highlight=False, markup=False)
+    if report.ge_unsuccessful:
+        console.print("great-expectations suite not successful (ge_success: false) for: "
+                      + ", ".join(report.ge_unsuccessful), style="yellow", highlight=False, markup=False)
+    for warning in report.warnings:
+        console.print(f"validation warning: {warning}", style="yellow", highlight=False, markup=False)
+    output = report.output
+    console.print(f"warehouse:          {output / 'warehouse.duckdb'}", highlight=False, markup=False)
+    console.print(f"suspects:           {run_dir / 'suspects.parquet'}", highlight=False, markup=False)
+    console.print(f"manifest:           {run_dir / 'manifest.json'}", highlight=False, markup=False)
+    console.print(f"validation report:  {run_dir / 'validation'}", highlight=False, markup=False)
+    console.print(f"quarantine:         {run_dir / 'quarantine'}  ({sum(report.quarantined_per_extract.values()):,} rows)",
+                  highlight=False, markup=False)
+    console.print(f"latest:             {output / 'latest'} -> {run_dir.name}", highlight=False, markup=False)
+    for note in report.notes:
+        console.print(f"note: {note}", highlight=False, markup=False)
 
 
 @app.command()

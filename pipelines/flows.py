@@ -17,7 +17,7 @@ from prefect.cache_policies import NO_CACHE
 
 from pipelines import stages
 from pipelines.pipeline import RunConfig, fail_run, prepare_run, run_stage
-from pipelines.report import summary_markdown, summary_rows
+from pipelines.report import load_report, summary_markdown, summary_rows
 from pipelines.runlock import DEFAULT_WAIT_SECONDS, run_lock
 
 # IO stages retry (a landing folder on a network share can hiccup); pure stages do not.
@@ -101,8 +101,9 @@ def _audit(config: RunConfig, logger) -> dict[str, Any]:
     except BaseException:
         fail_run(ctx)
         raise
-    create_table_artifact(key="fraudwatch-hits", table=summary_rows(summary), description="Hits and amounts per rule")
-    create_markdown_artifact(key="fraudwatch-summary", markdown=summary_markdown(summary), description="Run summary")
+    report = load_report(summary.run_dir)
+    create_table_artifact(key="fraudwatch-hits", table=summary_rows(report), description="Hits and amounts per rule")
+    create_markdown_artifact(key="fraudwatch-summary", markdown=summary_markdown(report), description="Run summary")
     create_link_artifact(key="fraudwatch-suspects", link=summary.suspects.resolve().as_uri(), link_text="suspects.parquet")
     for note in summary.notes:
         logger.info(note)

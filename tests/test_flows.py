@@ -34,14 +34,16 @@ def test_audit_flow_publishes_a_run_and_artifacts(harness, tmp_path):
     assert set(result["hits_per_rule"]) == {"paid_after_death", "paid_after_death_weak_match"}  # the category's rules
     assert result["hits_per_rule"]["paid_after_death"] > 0
 
-    async def artifact_keys():
+    async def artifacts():
         async with get_client() as client:
-            return {a.key for a in await client.read_artifacts()}
+            return {a.key: a.data for a in await client.read_artifacts()}
 
     import asyncio
 
-    keys = asyncio.run(artifact_keys())
-    assert {"fraudwatch-hits", "fraudwatch-summary", "fraudwatch-suspects"} <= keys
+    found = asyncio.run(artifacts())
+    assert {"fraudwatch-hits", "fraudwatch-summary", "fraudwatch-suspects"} <= set(found)
+    summary = found["fraudwatch-summary"]
+    assert "as of: 2026-01-31" in summary and " new, 0 recurring)" in summary and "## Validation" in summary
 
 
 def test_a_failing_flow_leaves_latest_alone(harness, tmp_path):
