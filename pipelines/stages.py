@@ -13,7 +13,7 @@ from typing import Any, Callable
 import duckdb
 import pyarrow as pa
 
-from pipelines import outcomes, publish, warehouse
+from pipelines import alerts, outcomes, publish, warehouse
 from pipelines.errors import RunError
 from pipelines.ingest import IngestResult, discover_extracts, ingest_extract
 from pipelines.linking import LinkResult, link_persons
@@ -217,10 +217,14 @@ def run_pipeline(config: RunConfig, progress: Progress | None = None,
             loaded = run_stage(ctx, "load", load_stage, ingested, progress=progress)
             linked = run_stage(ctx, "link", link_stage, progress=progress)
             hits = run_stage(ctx, "detect", detect_stage, progress=progress)
-            return run_stage(ctx, "publish", publish_stage, ingested, validations, loaded, hits, linked, progress=progress)
-        except BaseException:
+            summary = run_stage(ctx, "publish", publish_stage, ingested, validations, loaded, hits, linked,
+                                progress=progress)
+        except BaseException as exc:
             fail_run(ctx)
+            alerts.after_failed_run(ctx, exc)
             raise
+        alerts.after_run(summary.run_dir, config.output)
+        return summary
 
 
 def _amount_per_rule(table: pa.Table) -> dict[str, str]:
