@@ -1,0 +1,25 @@
+"""Fixtures shared by every test package.
+
+``spark``: one local Spark session for the whole test session (starting a JVM costs 5-30 s). Every
+test using it is marked ``xdist_group("spark")`` (``tests/engines.py`` has the marks and the
+both-engines parametrisation), so under ``pytest -n 2 --dist=loadgroup`` all Spark tests run in one
+worker with one JVM.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from engines import SPARK_MASTER
+
+
+@pytest.fixture(scope="session")
+def spark(tmp_path_factory):
+    """A local[2] SparkSession: 2 shuffle partitions, UI off, UTC, 1 GB driver heap."""
+    pytest.importorskip("pyspark", reason="pyspark is in the dev extra: pip install -e '.[dev]'")
+    from pipelines.engine.spark_session import start_session
+
+    session = start_session(SPARK_MASTER, app_name="fraudwatch-tests", driver_memory="1g", shuffle_partitions=2,
+                            local_dir=tmp_path_factory.mktemp("spark-local"))
+    yield session
+    session.stop()
