@@ -225,6 +225,7 @@ def rules_test(
 
 # Commands for auditors and analysts (export, outcomes, person) live in their own module.
 from pipelines import cli_audit  # noqa: E402,F401  (registers its commands on `app`)
+from pipelines import cli_screen  # noqa: E402,F401  (registers `screen`)
 
 
 def main() -> None:  # pragma: no cover - entry point

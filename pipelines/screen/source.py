@@ -1,0 +1,90 @@
+"""What the screen checks a payroll against: the data the monthly full audit's latest run used.
+
+The screening SQL reads named relations only (``pension_payments``, ``person_deaths``,
+``death_records``, ``death_matches``, ``prisoners``, ``identity_clusters``, ``certifications``).
+:func:`open_audit_data` binds those names, in a fresh in-memory DuckDB connection, to the data
+of the latest *full* audit run (a run of every rule: no ``--rules``/``--category`` selection), so
+only this module changes when the warehouse becomes a lake of per-run snapshots.
+
+Today the data is the warehouse file ``<output>/warehouse.duckdb``, attached read-only; the
+manifest of the screen names the run it belongs to.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from pipelines import publish
+from pipelines.errors import RunError
+
+# Relations the screening SQL may read; those absent from the audit data are simply absent
+# (the checks that need them do not run and the screen says so).
+RELATIONS = ("pension_payments", "death_records", "person_deaths", "death_matches", "prisoners",
+             "identity_clusters", "certifications")
+
+
+@dataclass(frozen=True)
+class AuditData:
+    """The audit run the screen uses and the relations present in its data."""
+
+    run_id: str
+    run_dir: Path
+    as_of: str | None
+    warehouse: Path
+    relations: tuple[str, ...]
+
+
+def latest_full_run(output: Path) -> Path:
+    """Folder of the newest complete run that ran every rule (a full audit, not a daily death check)."""
+    runs = publish.runs_dir(output)
+    candidates = sorted((p for p in runs.iterdir() if p.is_dir() and not p.name.startswith(".")), reverse=True) \
+        if runs.is_dir() else []
+    for run_dir in candidates:
+        manifest = run_dir / publish.MANIFEST_FILE
+        if not (run_dir / publish.SUSPECTS_FILE).exists() or not manifest.exists():
+            continue
+        params = json.loads(manifest.read_text(encoding="utf-8")).get("parameters", {})
+        if not params.get("rule_ids") and not params.get("categories"):
+            return run_dir
+    raise RunError("no complete full audit run to screen against", file=runs,
+                   hint="run the full audit first: `fraudwatch run --input LANDING --output OUT` (all rules)")
+
+
+def open_audit_data(output: Path, warehouse: Path | None = None,
+                    memory_limit: str | None = None) -> tuple[duckdb.DuckDBPyConnection, AuditData]:
+    """An in-memory connection whose views ``pension_payments``, ``person_deaths``, … read the
+    full audit's data (read-only), and a description of that data."""
+    output = Path(output)
+    run_dir = latest_full_run(output)
+    manifest = json.loads((run_dir / publish.MANIFEST_FILE).read_text(encoding="utf-8"))
+    path = Path(warehouse) if warehouse else output / "warehouse.duckdb"
+    if not path.exists():
+        raise RunError("the audit's warehouse is missing", file=path,
+                       hint="run the full audit again to rebuild it")
+    config = {"memory_limit": memory_limit} if memory_limit else {}
+    con = duckdb.connect(config=config)
+    try:
+        con.execute(f"ATTACH '{_sql_path(path)}' AS audit (READ_ONLY)")
+    except duckdb.Error as exc:
+        con.close()
+        raise RunError(f"cannot open the audit's warehouse read-only: {exc}", file=path,
+                       hint="an audit run may be writing it; screen again when it has finished") from None
+    present = {name for (name,) in con.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_catalog = 'audit'").fetchall()}
+    relations = tuple(name for name in RELATIONS if name in present)
+    if "pension_payments" not in relations:
+        con.close()
+        raise RunError("the audit's warehouse has no pension_payments", file=path,
+                       hint="the full audit must have loaded pension payments")
+    for name in relations:
+        con.execute(f'CREATE TEMP VIEW "{name}" AS SELECT * FROM audit.main."{name}"')
+    return con, AuditData(run_id=run_dir.name, run_dir=run_dir, as_of=manifest.get("parameters", {}).get("as_of"),
+                          warehouse=path, relations=relations)
+
+
+def _sql_path(path: Path) -> str:
+    return str(path).replace("'", "''")
