@@ -23,7 +23,7 @@ from pipelines.pipeline import DEFAULT_RULES_DIR, peak_rss_mb
 from pipelines.screen import checks as screen_checks
 from pipelines.screen.payroll import stage_payroll
 from pipelines.screen.source import open_audit_data
-from pipelines.screen.workbook import write_holds_xlsx
+from pipelines.screen.workbook import HOLD_REASON_ZH, write_holds_xlsx
 
 HOLDS_FILE, XLSX_FILE, QUARANTINE_FILE = "holds.parquet", "holds.xlsx", "quarantine.parquet"
 HOLD_COLUMNS = [
@@ -151,33 +151,35 @@ def screen_payroll(config: ScreenConfig) -> ScreenResult:
 def _holds(con, screen_id: str, meta: dict[str, tuple[str, str]]) -> pa.Table:
     """One row per held payroll row: the first finding by severity and precedence names it."""
     con.execute("CREATE TEMP TABLE _sc_meta (rule_id VARCHAR, category VARCHAR, severity VARCHAR, precedence INTEGER, "
-                "severity_rank INTEGER)")
-    con.executemany("INSERT INTO _sc_meta VALUES (?, ?, ?, ?, ?)", [
-        (rule_id, *meta.get(rule_id, (rule_id, "high")), i, SEVERITY_RANK.get(meta.get(rule_id, ("", "high"))[1], 0))
-        for i, rule_id in enumerate(PRECEDENCE)])
+                "severity_rank INTEGER, label VARCHAR)")
+    rows = []
+    for i, rule_id in enumerate(PRECEDENCE):
+        category, severity = meta.get(rule_id, (rule_id, "high"))
+        rows.append((rule_id, category, severity, i, SEVERITY_RANK.get(severity, 0), HOLD_REASON_ZH.get(category, category)))
+    con.executemany("INSERT INTO _sc_meta VALUES (?, ?, ?, ?, ?, ?)", rows)
     table = con.sql("""
         WITH ordered AS (
-            SELECT h.*, m.category, m.severity,
+            SELECT h.*, m.category, m.severity, m.label,
                    row_number() OVER (PARTITION BY h.payment_id ORDER BY m.severity_rank, m.precedence) AS k
             FROM _sc_hits AS h JOIN _sc_meta AS m USING (rule_id)
         ),
         per_row AS (
             SELECT payment_id,
-                   list(category ORDER BY k) AS categories,
+                   list(category ORDER BY k) AS categories, list(label ORDER BY k) AS labels,
                    '{' || string_agg(CAST(to_json(rule_id) AS VARCHAR) || ':' || facts, ',' ORDER BY k) || '}' AS facts
             FROM ordered GROUP BY payment_id
         )
         SELECT ?::VARCHAR AS screen_id, p.payment_id, p.person_id, p.name, p.region_code, p.scheme,
                strftime(p.period, '%Y-%m') AS period, CAST(p.amount AS DECIMAL(18,2)) AS amount,
                o.category AS hold_reason, o.severity,
-               '{"hold_reasons":' || CAST(to_json(list_distinct(r.categories)) AS VARCHAR)
+               '{"hold_reasons":' || CAST(to_json(r.categories) AS VARCHAR)
                    || ',"rule_id":' || CAST(to_json(o.rule_id) AS VARCHAR)
                    || ',"person_id_valid":' || CAST(to_json(p.person_id_valid) AS VARCHAR)
                    || ',"findings":' || r.facts || '}' AS evidence,
-               o.reason || CASE WHEN len(list_distinct(r.categories)) > 1
-                                THEN '（另涉：' || array_to_string(list_filter(list_distinct(r.categories), lambda c: c <> o.category), '、') || '）'
+               o.reason || CASE WHEN len(r.labels) > 1
+                                THEN '（另涉：' || array_to_string(r.labels[2:], '、') || '）'
                                 ELSE '' END AS reason,
-               array_to_string(list_distinct(r.categories), ',') AS hold_reasons, o.rule_id, p._source_row AS source_row
+               array_to_string(r.categories, ',') AS hold_reasons, o.rule_id, p._source_row AS source_row
         FROM ordered AS o
         JOIN per_row AS r ON r.payment_id = o.payment_id
         JOIN payroll AS p ON p.payment_id = o.payment_id
