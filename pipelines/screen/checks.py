@@ -13,10 +13,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipelines.rules import dialect
+from pipelines.engine import DUCKDB, Engine
 
-money, month, day, listed, as_json = dialect.money_text, dialect.month_text, dialect.date_text, dialect.list_text, \
-    dialect.json_text
+# the checks are written in the rules' dialect (DuckDB)
+money, month, day, listed, as_json = DUCKDB.money_text, DUCKDB.month_text, DUCKDB.date_text, DUCKDB.list_text, \
+    DUCKDB.json_text
 
 SCHEME_ZH = ("CASE {c} WHEN '110' THEN '企业职工基本养老保险' WHEN '120' THEN '机关事业单位养老保险' "
              "WHEN '170' THEN '城乡居民基本养老保险' ELSE {c} END")
@@ -34,19 +35,16 @@ class Check:
     sql: str
 
 
-def build_rows(con, relations: tuple[str, ...]) -> None:
-    """Create ``_sc_rows`` (see the module doc) in ``con``; ``payroll`` must exist."""
+def build_rows(engine: Engine, relations: tuple[str, ...]) -> None:
+    """Create ``_sc_rows`` (see the module doc) in the session; ``payroll`` must exist."""
     siblings = ""
     if "identity_clusters" in relations:
         siblings = """
             UNION
             SELECT b.person_id FROM identity_clusters a JOIN identity_clusters b ON b.canonical_id = a.canonical_id
             WHERE a.person_id IN (SELECT person_id FROM payroll)"""
-    con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE _sc_persons AS
-        SELECT DISTINCT person_id FROM payroll{siblings}""")
-    con.execute("""
-        CREATE OR REPLACE TEMP TABLE _sc_rows AS
+    engine.materialize("_sc_persons", f"SELECT DISTINCT person_id FROM payroll{siblings}")
+    engine.materialize("_sc_rows", """
         SELECT w.payment_id, w.person_id, w.person_id_valid, w.name, w.scheme, w.region_code, w.period,
                w.amount, w.pay_date, false AS in_payroll
         FROM pension_payments AS w

@@ -8,9 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import duckdb
-
 from pipelines.contracts import DEFAULT_CONTRACTS_DIR, load_contracts
+from pipelines.engine import Engine
 from pipelines.errors import ExtractError
 from pipelines.ingest import FORMATS, IngestResult, check_broken_rate, ingest_file
 
@@ -32,10 +31,10 @@ class Payroll:
     periods: list[str]
 
 
-def stage_payroll(con: duckdb.DuckDBPyConnection, path: Path, staging: Path, quarantine_out: Path,
+def stage_payroll(engine: Engine, path: Path, staging: Path, quarantine_out: Path,
                   contracts_dir: Path = DEFAULT_CONTRACTS_DIR) -> Payroll:
-    """Stage ``path`` and create the temp table ``payroll`` (warehouse columns of pension_payments,
-    ``_source_file``, ``_source_row``) in ``con``; write every rejected row to ``quarantine_out``.
+    """Stage ``path`` and create the relation ``payroll`` (warehouse columns of pension_payments,
+    ``_source_file``, ``_source_row``) in the session; write every rejected row to ``quarantine_out``.
     Raises :class:`ExtractError` for an unusable file (missing column, no rows, most rows broken)."""
     path = Path(path)
     if not path.is_file():
@@ -46,38 +45,31 @@ def stage_payroll(con: duckdb.DuckDBPyConnection, path: Path, staging: Path, qua
     staging.mkdir(parents=True, exist_ok=True)
     staged = ingest_file(contract, path, path.parent, staging)
     check_broken_rate(contract, IngestResult(EXTRACT, [staged]))
-    con.execute(f"CREATE TEMP TABLE _payroll_staged AS SELECT * FROM read_parquet('{_sql_path(staged.staged_path)}')")
+    engine.register("_payroll_staged", [staged.staged_path])
+    engine.register("_payroll_quarantine", [staged.quarantine_path])
     # a payment id seen on an earlier row of the file: quarantined as duplicate_id, as the load does
-    con.execute("""
-        CREATE TEMP TABLE _payroll_dup AS
+    duplicates = engine.materialize("_payroll_dup", """
         SELECT _source_row FROM (
             SELECT _source_row, row_number() OVER (PARTITION BY payment_id ORDER BY _source_row) AS n
             FROM _payroll_staged) WHERE n > 1""")
-    con.execute("""
-        CREATE TEMP TABLE payroll AS
+    engine.materialize("payroll", """
         SELECT * FROM _payroll_staged WHERE _source_row NOT IN (SELECT _source_row FROM _payroll_dup)""")
-    quarantine_out.parent.mkdir(parents=True, exist_ok=True)
-    con.execute(f"""
-        COPY (
-            SELECT extract, source_file, source_row, reason, raw_json FROM read_parquet('{_sql_path(staged.quarantine_path)}')
+    engine.write_parquet(f"""
+            SELECT extract, source_file, source_row, reason, raw_json FROM _payroll_quarantine
             UNION ALL
             SELECT '{EXTRACT}', s._source_file, s._source_row,
                    'duplicate_id: payment_id=''' || s.payment_id || ''' (first on an earlier row)',
                    CAST(to_json({{'payment_id': s.payment_id}}) AS VARCHAR)
             FROM _payroll_staged s JOIN _payroll_dup d USING (_source_row)
-            ORDER BY source_row
-        ) TO '{_sql_path(quarantine_out)}' (FORMAT parquet, COMPRESSION zstd)""")
-    con.execute("DROP TABLE _payroll_staged")
-    duplicates = con.execute("SELECT count(*) FROM _payroll_dup").fetchone()[0]
+            ORDER BY source_row""", quarantine_out)
+    engine.drop("_payroll_staged")
+    engine.drop("_payroll_quarantine")
     reasons = dict(staged.reasons)
     if duplicates:
         reasons["duplicate_id"] = reasons.get("duplicate_id", 0) + duplicates
-    periods = [p for (p,) in con.execute("SELECT DISTINCT strftime(period, '%Y-%m') FROM payroll ORDER BY 1").fetchall()]
+    periods = engine.query("SELECT DISTINCT strftime(period, '%Y-%m') AS p FROM payroll ORDER BY 1").column(0).to_pylist()
     return Payroll(path=path, size_bytes=staged.size_bytes, sha256=staged.sha256, encoding=staged.encoding,
                    rows_read=staged.rows_read, rows_clean=staged.rows_clean - duplicates,
                    rows_quarantined=staged.rows_quarantined + duplicates,
                    reasons=dict(sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))), periods=periods)
 
-
-def _sql_path(path: Path) -> str:
-    return str(path).replace("'", "''")

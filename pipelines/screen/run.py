@@ -18,6 +18,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from pipelines import publish
+from pipelines.engine import Engine
 from pipelines.errors import RunError
 from pipelines.pipeline import DEFAULT_RULES_DIR, peak_rss_mb
 from pipelines.screen import checks as screen_checks
@@ -98,16 +99,19 @@ def screen_payroll(config: ScreenConfig) -> ScreenResult:
     if final.exists():
         raise RunError(f"screen {screen_id} already exists", file=final, hint="wait a second and screen again")
     meta = rule_meta(config.rules_dir)
-    con, audit = open_audit_data(config.output, config.warehouse, config.memory_limit)
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
     try:
-        con.execute(f"SET temp_directory = '{_sql_path(partial / 'tmp')}'")
-        payroll = stage_payroll(con, config.payroll, partial / "staging", partial / QUARANTINE_FILE)
+        engine, audit = open_audit_data(config.output, config.warehouse, config.memory_limit, partial / "tmp")
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    try:
+        payroll = stage_payroll(engine, config.payroll, partial / "staging", partial / QUARANTINE_FILE)
         timings["read_payroll"] = _lap(clock)
-        screen_checks.build_rows(con, audit.relations)
+        screen_checks.build_rows(engine, audit.relations)
         timings["gather"] = _lap(clock, timings)
-        con.execute("CREATE TEMP TABLE _sc_hits (payment_id VARCHAR, rule_id VARCHAR, facts VARCHAR, reason VARCHAR)")
+        engine.execute("CREATE TEMP TABLE _sc_hits (payment_id VARCHAR, rule_id VARCHAR, facts VARCHAR, reason VARCHAR)")
         skipped: dict[str, list[str]] = {}
         if "certifications" not in audit.relations:
             skipped["certified_after_death"] = ["certifications"]
@@ -118,11 +122,11 @@ def screen_payroll(config: ScreenConfig) -> ScreenResult:
                 continue
             sql = check.sql
             params = {"as_of": config.as_of} if "$as_of" in sql else None
-            con.execute(f"INSERT INTO _sc_hits {sql}", params)
+            engine.execute(f"INSERT INTO _sc_hits {sql}", params)
         timings["checks"] = _lap(clock, timings)
-        holds = _holds(con, screen_id, meta)
+        holds = _holds(engine, screen_id, meta)
         publish.write_parquet_atomic(holds, partial / HOLDS_FILE)
-        per_reason = _per_reason(holds)
+        per_reason = _per_reason(engine, holds)
         amount = sum((Decimal(v["amount"]) for v in per_reason.values()), Decimal("0.00"))
         summary = [{"hold_reason": k, **v} for k, v in per_reason.items()]
         summary.append({"hold_reason": None, "rows": holds.num_rows, "amount": str(amount)})
@@ -139,25 +143,24 @@ def screen_payroll(config: ScreenConfig) -> ScreenResult:
             amount_held=str(amount), per_reason=per_reason, skipped_checks=skipped,
             timings=timings | {"total": round(time.perf_counter() - clock, 3)}, peak_rss_mb=round(peak_rss_mb(), 1))
         publish.write_json_atomic(_manifest(config, payroll, audit, result), partial / publish.MANIFEST_FILE)
-        con.close()
+        engine.close()
         os.replace(partial, final)
         return result
     except BaseException:
-        con.close()
+        engine.close()
         shutil.rmtree(partial, ignore_errors=True)
         raise
 
 
-def _holds(con, screen_id: str, meta: dict[str, tuple[str, str]]) -> pa.Table:
+def _holds(engine: Engine, screen_id: str, meta: dict[str, tuple[str, str]]) -> pa.Table:
     """One row per held payroll row: the first finding by severity and precedence names it."""
-    con.execute("CREATE TEMP TABLE _sc_meta (rule_id VARCHAR, category VARCHAR, severity VARCHAR, precedence INTEGER, "
-                "severity_rank INTEGER, label VARCHAR)")
     rows = []
     for i, rule_id in enumerate(PRECEDENCE):
         category, severity = meta.get(rule_id, (rule_id, "high"))
         rows.append((rule_id, category, severity, i, SEVERITY_RANK.get(severity, 0), HOLD_REASON_ZH.get(category, category)))
-    con.executemany("INSERT INTO _sc_meta VALUES (?, ?, ?, ?, ?, ?)", rows)
-    table = con.sql("""
+    engine.register("_sc_meta", pa.Table.from_pylist([dict(zip(
+        ("rule_id", "category", "severity", "precedence", "severity_rank", "label"), row)) for row in rows]))
+    table = engine.query("""
         WITH ordered AS (
             SELECT h.*, m.category, m.severity, m.label,
                    row_number() OVER (PARTITION BY h.payment_id ORDER BY m.severity_rank, m.precedence) AS k
@@ -169,7 +172,7 @@ def _holds(con, screen_id: str, meta: dict[str, tuple[str, str]]) -> pa.Table:
                    '{' || string_agg(CAST(to_json(rule_id) AS VARCHAR) || ':' || facts, ',' ORDER BY k) || '}' AS facts
             FROM ordered GROUP BY payment_id
         )
-        SELECT ?::VARCHAR AS screen_id, p.payment_id, p.person_id, p.name, p.region_code, p.scheme,
+        SELECT $screen_id::VARCHAR AS screen_id, p.payment_id, p.person_id, p.name, p.region_code, p.scheme,
                strftime(p.period, '%Y-%m') AS period, CAST(p.amount AS DECIMAL(18,2)) AS amount,
                o.category AS hold_reason, o.severity,
                '{"hold_reasons":' || CAST(to_json(r.categories) AS VARCHAR)
@@ -185,19 +188,15 @@ def _holds(con, screen_id: str, meta: dict[str, tuple[str, str]]) -> pa.Table:
         JOIN payroll AS p ON p.payment_id = o.payment_id
         WHERE o.k = 1
         ORDER BY p.region_code, p.person_id, p.period, p.payment_id
-    """, params=[screen_id]).to_arrow_table()
+    """, {"screen_id": screen_id})
     return table.cast(pa.schema(HOLD_COLUMNS))
 
 
-def _per_reason(holds: pa.Table) -> dict[str, dict]:
-    import duckdb
-
-    con = duckdb.connect()
-    con.register("holds", holds)
-    rows = con.execute("SELECT hold_reason, count(*), CAST(sum(amount) AS DECIMAL(18,2))::VARCHAR FROM holds "
-                       "GROUP BY hold_reason ORDER BY count(*) DESC, hold_reason").fetchall()
-    con.close()
-    return {reason: {"rows": n, "amount": amount} for reason, n, amount in rows}
+def _per_reason(engine: Engine, holds: pa.Table) -> dict[str, dict]:
+    engine.register("_sc_holds", holds)
+    rows = engine.query("SELECT hold_reason, count(*) AS n, CAST(CAST(sum(amount) AS DECIMAL(18,2)) AS VARCHAR) AS amount "
+                        "FROM _sc_holds GROUP BY hold_reason ORDER BY n DESC, hold_reason").to_pylist()
+    return {r["hold_reason"]: {"rows": r["n"], "amount": r["amount"]} for r in rows}
 
 
 def _manifest(config: ScreenConfig, payroll, audit, result: ScreenResult) -> dict:
@@ -223,6 +222,3 @@ def _manifest(config: ScreenConfig, payroll, audit, result: ScreenResult) -> dic
 def _lap(start: float, timings: dict[str, float] | None = None) -> float:
     return round(time.perf_counter() - start - sum((timings or {}).values()), 3)
 
-
-def _sql_path(path: Path) -> str:
-    return str(path).replace("'", "''")

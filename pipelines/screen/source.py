@@ -2,11 +2,11 @@
 
 The screening SQL reads named relations only (``pension_payments``, ``person_deaths``,
 ``death_records``, ``death_matches``, ``prisoners``, ``identity_clusters``, ``certifications``).
-:func:`open_audit_data` binds those names, in a fresh in-memory DuckDB connection, to the data
-of the latest *full* audit run (a run of every rule: no ``--rules``/``--category`` selection), so
-only this module changes when the warehouse becomes a lake of per-run snapshots.
+:func:`open_audit_data` opens an engine session (:mod:`pipelines.engine`) in which those names
+read the data of the latest *full* audit run (a run of every rule: no ``--rules``/``--category``
+selection), so only this module changes when the warehouse becomes a lake of per-run snapshots.
 
-Today the data is the warehouse file ``<output>/warehouse.duckdb``, attached read-only; the
+Today the data is the warehouse file ``<output>/warehouse.duckdb``, opened read-only; the
 manifest of the screen names the run it belongs to.
 """
 
@@ -16,9 +16,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import duckdb
-
 from pipelines import publish
+from pipelines.engine import Engine, QueryError, connect
 from pipelines.errors import RunError
 
 # Relations the screening SQL may read; those absent from the audit data are simply absent
@@ -54,10 +53,10 @@ def latest_full_run(output: Path) -> Path:
                    hint="run the full audit first: `fraudwatch run --input LANDING --output OUT` (all rules)")
 
 
-def open_audit_data(output: Path, warehouse: Path | None = None,
-                    memory_limit: str | None = None) -> tuple[duckdb.DuckDBPyConnection, AuditData]:
-    """An in-memory connection whose views ``pension_payments``, ``person_deaths``, … read the
-    full audit's data (read-only), and a description of that data."""
+def open_audit_data(output: Path, warehouse: Path | None = None, memory_limit: str | None = None,
+                    temp_directory: Path | None = None) -> tuple[Engine, AuditData]:
+    """An engine session (read-only over the audit's data) in which ``pension_payments``,
+    ``person_deaths``, … are the full audit's relations, and a description of that data."""
     output = Path(output)
     run_dir = latest_full_run(output)
     manifest = json.loads((run_dir / publish.MANIFEST_FILE).read_text(encoding="utf-8"))
@@ -65,26 +64,16 @@ def open_audit_data(output: Path, warehouse: Path | None = None,
     if not path.exists():
         raise RunError("the audit's warehouse is missing", file=path,
                        hint="run the full audit again to rebuild it")
-    config = {"memory_limit": memory_limit} if memory_limit else {}
-    con = duckdb.connect(config=config)
     try:
-        con.execute(f"ATTACH '{_sql_path(path)}' AS audit (READ_ONLY)")
-    except duckdb.Error as exc:
-        con.close()
-        raise RunError(f"cannot open the audit's warehouse read-only: {exc}", file=path,
+        engine = connect("duckdb", database=path, read_only=True, memory_limit=memory_limit,
+                         temp_directory=temp_directory)
+    except QueryError as exc:
+        raise RunError(f"cannot open the audit's warehouse read-only: {exc.message}", file=path,
                        hint="an audit run may be writing it; screen again when it has finished") from None
-    present = {name for (name,) in con.execute(
-        "SELECT table_name FROM information_schema.tables WHERE table_catalog = 'audit'").fetchall()}
-    relations = tuple(name for name in RELATIONS if name in present)
+    relations = tuple(name for name in RELATIONS if name in engine.relations())
     if "pension_payments" not in relations:
-        con.close()
+        engine.close()
         raise RunError("the audit's warehouse has no pension_payments", file=path,
                        hint="the full audit must have loaded pension payments")
-    for name in relations:
-        con.execute(f'CREATE TEMP VIEW "{name}" AS SELECT * FROM audit.main."{name}"')
-    return con, AuditData(run_id=run_dir.name, run_dir=run_dir, as_of=manifest.get("parameters", {}).get("as_of"),
-                          warehouse=path, relations=relations)
-
-
-def _sql_path(path: Path) -> str:
-    return str(path).replace("'", "''")
+    return engine, AuditData(run_id=run_dir.name, run_dir=run_dir, as_of=manifest.get("parameters", {}).get("as_of"),
+                             warehouse=path, relations=relations)
