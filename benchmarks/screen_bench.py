@@ -25,7 +25,7 @@ sys.path.insert(0, str(REPO))
 from benchmarks.run_benchmark import run_timed  # noqa: E402
 
 PYTHON = sys.executable
-FRAUDWATCH = [PYTHON, "-m", "pipelines.cli"]
+FRAUDWATCH = [PYTHON, "-c", "from pipelines.cli import app; app()"]  # the CLI with every command registered
 
 
 def _load() -> float:
