@@ -191,24 +191,36 @@ WHERE p.amount > 0
 # ------------------------------------------------------------------ the same scheme paid by two regions
 
 DUPLICATE_CROSS_REGION = f"""
-WITH paid AS (
+WITH multi AS (
+    -- a cheap pre-filter: a payroll row's person, scheme and period paid by two or more regions
+    SELECT person_id, scheme, period FROM _sc_rows WHERE person_id_valid
+    GROUP BY person_id, scheme, period
+    HAVING count(DISTINCT region_code) >= 2 AND bool_or(in_payroll)
+),
+paid AS (
     -- net payment per person, scheme, region and period; a period reversed in full drops out
-    SELECT person_id, scheme, region_code, period, sum(amount) AS amount,
-           list_sort(list(payment_id)) AS payment_ids, bool_or(NOT in_payroll) AS already_paid
-    FROM _sc_rows WHERE person_id_valid
-    GROUP BY person_id, scheme, region_code, period
-    HAVING sum(amount) > 0
+    SELECT r.person_id, r.scheme, r.region_code, r.period, sum(r.amount) AS amount,
+           list_sort(list(r.payment_id)) AS payment_ids, bool_or(NOT r.in_payroll) AS already_paid
+    FROM _sc_rows AS r JOIN multi AS m ON m.person_id = r.person_id AND m.scheme = r.scheme AND m.period = r.period
+    WHERE r.person_id_valid
+    GROUP BY r.person_id, r.scheme, r.region_code, r.period
+    HAVING sum(r.amount) > 0
 ),
 overlap AS (
     SELECT person_id, scheme, period FROM paid GROUP BY person_id, scheme, period HAVING count(*) >= 2
 ),
 pairs AS (SELECT DISTINCT person_id, scheme FROM overlap),
+audit_history AS MATERIALIZED (
+    -- the candidates' payments the audit loaded (joined first: the candidates are few)
+    SELECT w.payment_id, w.person_id, w.scheme, w.region_code, w.period, w.amount
+    FROM pension_payments AS w JOIN pairs AS c ON c.person_id = w.person_id AND c.scheme = w.scheme
+    WHERE w.person_id_valid
+),
 history AS (
     -- every period each region paid (net > 0): what the audit loaded plus the payroll
     SELECT person_id, scheme, region_code, period FROM (
-        SELECT w.person_id, w.scheme, w.region_code, w.period, w.amount
-        FROM pension_payments AS w JOIN pairs AS c ON c.person_id = w.person_id AND c.scheme = w.scheme
-        WHERE w.person_id_valid AND w.payment_id NOT IN (SELECT payment_id FROM payroll)
+        SELECT person_id, scheme, region_code, period, amount FROM audit_history
+        WHERE payment_id NOT IN (SELECT payment_id FROM payroll)
         UNION ALL
         SELECT p.person_id, p.scheme, p.region_code, p.period, p.amount
         FROM payroll AS p JOIN pairs AS c ON c.person_id = p.person_id AND c.scheme = p.scheme
@@ -246,14 +258,21 @@ WHERE r.keep_rank > 1 AND p.amount > 0 AND p.person_id_valid
 # ------------------------------------------------------------------ employee and resident pension in one period
 
 DUPLICATE_CROSS_SCHEME = f"""
-WITH kinds AS (
-    SELECT person_id, period, CASE WHEN scheme = '170' THEN 'resident' ELSE 'employee' END AS kind,
-           sum(amount) AS amount, list_sort(list(payment_id)) AS payment_ids,
-           list_sort(list(DISTINCT scheme)) AS schemes, list_sort(list(DISTINCT region_code)) AS regions,
-           bool_or(NOT in_payroll) AS already_paid
-    FROM _sc_rows WHERE person_id_valid AND scheme IN ('110', '120', '170')
-    GROUP BY person_id, period, CASE WHEN scheme = '170' THEN 'resident' ELSE 'employee' END
-    HAVING sum(amount) > 0
+WITH mixed AS (
+    -- a cheap pre-filter: a period with employee and resident rows, a resident one in the payroll
+    SELECT person_id, period FROM _sc_rows WHERE person_id_valid AND scheme IN ('110', '120', '170')
+    GROUP BY person_id, period
+    HAVING bool_or(scheme <> '170') AND bool_or(scheme = '170' AND in_payroll)
+),
+kinds AS (
+    SELECT r.person_id, r.period, CASE WHEN r.scheme = '170' THEN 'resident' ELSE 'employee' END AS kind,
+           sum(r.amount) AS amount, list_sort(list(r.payment_id)) AS payment_ids,
+           list_sort(list(DISTINCT r.scheme)) AS schemes, list_sort(list(DISTINCT r.region_code)) AS regions,
+           bool_or(NOT r.in_payroll) AS already_paid
+    FROM _sc_rows AS r JOIN mixed AS m ON m.person_id = r.person_id AND m.period = r.period
+    WHERE r.person_id_valid AND r.scheme IN ('110', '120', '170')
+    GROUP BY r.person_id, r.period, CASE WHEN r.scheme = '170' THEN 'resident' ELSE 'employee' END
+    HAVING sum(r.amount) > 0
 ),
 overlap AS (SELECT person_id, period FROM kinds GROUP BY person_id, period HAVING count(*) = 2)
 SELECT p.payment_id, 'duplicate_cross_scheme' AS rule_id,

@@ -113,6 +113,7 @@ def screen_payroll(config: ScreenConfig) -> ScreenResult:
         timings["gather"] = _lap(clock, timings)
         engine.execute("CREATE TEMP TABLE _sc_hits (payment_id VARCHAR, rule_id VARCHAR, facts VARCHAR, reason VARCHAR)")
         skipped: dict[str, list[str]] = {}
+        check_seconds: dict[str, float] = {}
         if "certifications" not in audit.relations:
             skipped["certified_after_death"] = ["certifications"]
         for check in screen_checks.checks(audit.relations):
@@ -122,8 +123,11 @@ def screen_payroll(config: ScreenConfig) -> ScreenResult:
                 continue
             sql = check.sql
             params = {"as_of": config.as_of} if "$as_of" in sql else None
+            started = time.perf_counter()
             engine.execute(f"INSERT INTO _sc_hits {sql}", params)
+            check_seconds[check.rule_id] = round(time.perf_counter() - started, 3)
         timings["checks"] = _lap(clock, timings)
+        timings["per_check"] = check_seconds
         holds = _holds(engine, screen_id, meta)
         publish.write_parquet_atomic(holds, partial / HOLDS_FILE)
         per_reason = _per_reason(engine, holds)
@@ -219,6 +223,7 @@ def _manifest(config: ScreenConfig, payroll, audit, result: ScreenResult) -> dic
     }
 
 
-def _lap(start: float, timings: dict[str, float] | None = None) -> float:
-    return round(time.perf_counter() - start - sum((timings or {}).values()), 3)
+def _lap(start: float, timings: dict | None = None) -> float:
+    spent = sum(v for v in (timings or {}).values() if isinstance(v, float))
+    return round(time.perf_counter() - start - spent, 3)
 
