@@ -63,3 +63,47 @@ def test_full_audit_then_screen_next_month_payroll_finds_the_holds(audited, tmp_
     held = set(holds.filter(pl.col("hold_reason") == "paid_after_death")["person_id"])
     planted = set(truth.filter(pl.col("category") == "paid_after_death")["subject_id"])
     assert planted & paid_dec <= held <= dead
+
+
+# where each rule's evidence lists the payments it counts as at risk
+_AT_RISK_IDS = {
+    "paid_after_death": lambda e: e["payment_ids"],
+    "paid_after_death_weak_match": lambda e: e["payment_ids"],
+    "paid_during_imprisonment": lambda e: e["payment_ids"],
+    "duplicate_cross_region": lambda e: e["improper_payment_ids"],
+    "duplicate_cross_scheme": lambda e: e["resident_payment_ids"],
+    "duplicate_identity": lambda e: e["improper_payment_ids"],
+    "duplicate_payment_same_period": lambda e: [i for d in e["duplicates"] for i in d["duplicate_payment_ids"]],
+}
+
+
+def test_the_screen_holds_exactly_what_the_rules_find_once_the_payroll_is_paid(audited, tmp_path):
+    """The oracle: audit the landing folder *with* the payroll as paid, and the payroll rows the
+    rules count as at risk (by their evidence) are exactly the rows the screen held, reason by reason."""
+    payroll = tmp_path / "payroll" / "pension_payments_202501.parquet"
+    payroll.parent.mkdir()
+    _next_month_payroll(audited, payroll)
+    result = CliRunner().invoke(app, ["screen", "--payroll", str(payroll), "--output", str(audited),
+                                      "--as-of", "2025-01-31"])
+    assert result.exit_code == 0, result.output
+    screen_dir = sorted((audited / "screens").iterdir())[-1]
+    held = {(r["payment_id"], reason) for r in pl.read_parquet(screen_dir / "holds.parquet").iter_rows(named=True)
+            for reason in r["hold_reasons"].split(",")}
+
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    for path in SAMPLE.iterdir():
+        (landing / path.name).symlink_to(path)
+    (landing / payroll.name).symlink_to(payroll)
+    paid = run_pipeline(RunConfig(input=landing, output=tmp_path / "out", as_of=date(2025, 1, 31)))
+    suspects = pl.read_parquet(paid.suspects)
+    found = set()
+    for row in suspects.filter(pl.col("rule_id").is_in(list(_AT_RISK_IDS))).iter_rows(named=True):
+        evidence = json.loads(row["evidence"])
+        assert evidence.get("payment_ids_complete", True) and evidence.get("duplicates_complete", True)
+        found |= {(i, row["category"]) for i in _AT_RISK_IDS[row["rule_id"]](evidence) if i.startswith("N")}
+    positive = set(pl.read_parquet(payroll).filter(pl.col("amount").cast(pl.Decimal(18, 2)) > 0)["payment_id"])
+    found = {(i, c) for i, c in found if i in positive}
+    assert held == found
+    assert {c for _, c in held} >= {"paid_after_death", "paid_during_imprisonment", "duplicate_cross_region",
+                                    "duplicate_identity", "duplicate_cross_scheme"}
