@@ -3,7 +3,7 @@
 Every export row carries the suspect key 疑点编号 = ``run_id|rule_id|subject_id`` (masked exports:
 ``run_id|rule_id|#n``, n = the suspect's 1-based position in the run ordered by rule_id,
 subject_id, so no ID leaks), followed by the empty outcome columns 处置结果, 追回金额(元), 处置说明,
-复核人, 复核日期 that :mod:`pipelines.outcomes` imports back. When the warehouse holds outcomes,
+复核人, 复核日期 that :mod:`pipelines.outcomes` imports back. When the case store holds outcomes,
 they are pre-filled with each suspect's current outcome (re-importing them changes nothing).
 
 - XLSX: sheet 汇总 (hits, new hits and amounts per category and region, with subtotals), one sheet
@@ -29,7 +29,8 @@ import polars as pl
 
 from pipelines import publish
 from pipelines.errors import RunError
-from pipelines.outcomes import KEY_HEADER, KEY_SEPARATOR, OUTCOME_HEADERS, OUTCOME_LABELS, current_outcomes_sql
+from pipelines.case_store import CaseStore, open_store
+from pipelines.outcomes import KEY_HEADER, KEY_SEPARATOR, OUTCOME_HEADERS, OUTCOME_LABELS
 
 CATEGORY_ZH: dict[str, str] = {
     "paid_after_death": "死亡冒领养老金",
@@ -163,10 +164,10 @@ class ExportResult:
 
 
 class _Source:
-    """An in-memory DuckDB over one run's suspects (view ``s``) and, when available, the current
-    outcomes from the warehouse (view ``o``)."""
+    """An in-memory DuckDB over one run's suspects (view ``s``) and the current outcomes from the
+    case store (view ``o``)."""
 
-    def __init__(self, run_dir: Path, warehouse: Path | None, notes: list[str]) -> None:
+    def __init__(self, run_dir: Path, store: CaseStore | None, notes: list[str]) -> None:
         manifest = _manifest(run_dir)
         held = manifest.get("held_back") or {}
         self.as_of: str | None = (manifest.get("parameters") or {}).get("as_of")
@@ -176,18 +177,14 @@ class _Source:
         self.con.execute("CREATE VIEW s AS SELECT *, row_number() OVER (ORDER BY rule_id, subject_id) AS _ordinal "
                          f"FROM read_parquet({_lit(path)})")
         self.columns = [r[0] for r in self.con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [path]).fetchall()]
-        empty = ("CREATE VIEW o AS SELECT NULL::VARCHAR AS rule_id, NULL::VARCHAR AS subject_id, NULL::VARCHAR AS outcome, "
-                 "NULL::DECIMAL(18,2) AS recovered_amount, NULL::VARCHAR AS note, NULL::VARCHAR AS reviewer, "
-                 "NULL::DATE AS review_date WHERE false")
-        attached = False
-        if warehouse is not None and Path(warehouse).exists():
-            try:
-                self.con.execute(f"ATTACH {_lit(str(warehouse))} AS wh (READ_ONLY)")
-                attached = self.con.execute("SELECT count(*) FROM duckdb_tables() WHERE database_name = 'wh' "
-                                            "AND table_name = '_outcomes'").fetchall()[0][0] > 0
-            except duckdb.Error as exc:
-                notes.append(f"outcomes not pre-filled: cannot open the warehouse read-only ({exc})")
-        self.con.execute(f"CREATE VIEW o AS {current_outcomes_sql('wh.main._outcomes')}" if attached else empty)
+        if store is not None:
+            self.con.register("_current", store.current_outcomes())
+            self.con.execute("CREATE VIEW o AS SELECT rule_id, subject_id, outcome, recovered_amount, note, reviewer, "
+                             "review_date FROM _current")
+        else:
+            self.con.execute("CREATE VIEW o AS SELECT NULL::VARCHAR AS rule_id, NULL::VARCHAR AS subject_id, "
+                             "NULL::VARCHAR AS outcome, NULL::DECIMAL(18,2) AS recovered_amount, NULL::VARCHAR AS note, "
+                             "NULL::VARCHAR AS reviewer, NULL::DATE AS review_date WHERE false")
 
     def rows_sql(self, mask: bool, money_sql_type: str) -> tuple[list[_Col], str]:
         spec = [c for c, _ in publish.SUSPECT_COLUMNS]
@@ -374,11 +371,11 @@ def _write_csv(src: _Source, out: Path, mask: bool, progress: Progress | None) -
 
 
 def export_suspects(output: Path, out: Path, fmt: str = "xlsx", run: str = "latest", mask: bool = False,
-                    warehouse: Path | None = None, progress: Progress | None = None) -> ExportResult:
+                    store: CaseStore | None = None, progress: Progress | None = None) -> ExportResult:
     """Export a run's suspects (``run`` = ``latest`` or a run id under ``output``) to ``out``.
 
     ``fmt`` is ``xlsx`` or ``csv``; ``mask`` masks person IDs and names (firms stay readable);
-    ``warehouse`` (default ``output/warehouse.duckdb``) supplies current outcomes to pre-fill.
+    ``store`` (default: the case store of ``output``) supplies current outcomes to pre-fill.
     ``progress(rows_written, total)`` is called after each batch.
     """
     if fmt not in ("xlsx", "csv"):
@@ -389,7 +386,15 @@ def export_suspects(output: Path, out: Path, fmt: str = "xlsx", run: str = "late
         out = out.with_name(out.name + f".{fmt}")
     out.parent.mkdir(parents=True, exist_ok=True)
     notes: list[str] = []
-    src = _Source(run_dir, Path(warehouse) if warehouse else Path(output) / "warehouse.duckdb", notes)
+    own = store is None
+    if own:
+        store = open_store(Path(output))
+    try:
+        notes.extend(store.notes)
+        src = _Source(run_dir, store, notes)
+    finally:
+        if own:
+            store.close()
     tmp = out.with_name(f".{out.name}.partial")
     try:
         prefilled = src.con.execute("SELECT count(*) FROM s JOIN o USING (rule_id, subject_id)").fetchall()[0][0]

@@ -1,24 +1,28 @@
 """Outcomes (处置结果): what auditors found each suspect to be.
 
-Kept in the warehouse table ``_outcomes`` as an append-only history: a new verdict is a new row,
-nothing is ever updated or deleted. The *current* outcome of a suspect is its latest row by
-``recorded_at`` (then ``entry_id``) per ``(rule_id, subject_id)``. Each row keeps the suspect's
-``amount_at_risk`` and periods as they were in the run the verdict was given on, the ``run_id``,
-and where it came from (file, sheet, row, or the command line).
+Kept in the case store (:mod:`pipelines.case_store`: SQLite ``<output>/cases.sqlite`` by default,
+or a shared PostgreSQL), never in the warehouse the pipeline rebuilds, as an append-only history:
+a new verdict is a new row, nothing is ever updated or deleted. The *current* outcome of a suspect
+is its latest row by ``recorded_at`` (then ``entry_id``) per ``(rule_id, subject_id)``. Each row
+keeps the suspect's ``amount_at_risk``, periods and region as they were in the run the verdict was
+given on, the ``run_id``, where it came from (file, sheet, row, or the command line), who recorded
+it and for which scope (a region, for a workbook sent to that region; ``*`` otherwise).
 
 Auditors fill the outcome columns of an export (:mod:`pipelines.export`) and import it back with
 :func:`import_outcomes`, or record one verdict with :func:`set_outcome`. A file is checked as a
-whole: any bad row (unknown suspect, bad amount, unknown outcome, bad date, ...) rejects the file
-with every bad row listed, and nothing is imported. Rows whose outcome cell is empty are ignored;
-rows identical to the suspect's current outcome are skipped, so importing a file twice adds nothing.
+whole: any bad row (unknown suspect, a suspect of another region in a region's workbook, bad
+amount, unknown outcome, bad date, ...) rejects the file with every bad row listed, and nothing is
+imported. Rows whose outcome cell is empty are ignored; rows identical to the suspect's current
+outcome are skipped, so importing a file twice adds nothing.
 
 :func:`apply_outcomes` holds back from a new suspect list the suspects closed as 无问题 whose
-facts did not change (see there). :func:`outcome_report` tells which rules earn their keep.
+facts did not change (see there). :mod:`pipelines.ledger` reports progress and savings.
 """
 
 from __future__ import annotations
 
-import json
+import zipfile
+from xml.etree import ElementTree
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -29,6 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipelines import publish
+from pipelines.case_store import PROVINCE_SCOPE, CaseStore, current_user, open_store
 from pipelines.errors import OutcomeError
 from pipelines.normalize import clean, is_present, parse_date, parse_money, person_id
 
@@ -63,45 +68,24 @@ _HEADER_ALIASES: dict[str, str] = {
 _FIELDS = ("key", "outcome", "recovered_amount", "note", "reviewer", "review_date")
 _OUTCOME_WORDS = {**{k: k for k in OUTCOME_LABELS}, **{v: k for k, v in OUTCOME_LABELS.items()}}
 
-OUTCOMES_DDL = f"""
-CREATE TABLE IF NOT EXISTS _outcomes (
-    entry_id BIGINT NOT NULL,
-    rule_id VARCHAR NOT NULL,
-    subject_id VARCHAR NOT NULL,
-    run_id VARCHAR NOT NULL,
-    outcome VARCHAR NOT NULL CHECK (outcome IN ({", ".join(f"'{k}'" for k in OUTCOME_LABELS)})),
-    recovered_amount DECIMAL(18,2),
-    note VARCHAR,
-    reviewer VARCHAR NOT NULL,
-    review_date DATE NOT NULL,
-    category VARCHAR,
-    subject_type VARCHAR,
-    amount_at_risk DECIMAL(18,2),
-    first_period VARCHAR,
-    last_period VARCHAR,
-    source VARCHAR NOT NULL,
-    source_file VARCHAR,
-    source_sheet VARCHAR,
-    source_row BIGINT,
-    recorded_at TIMESTAMP WITH TIME ZONE NOT NULL
-)
-"""
+DISPATCH_PROPERTY = "fraudwatch_dispatch_id"  # custom document property of a workbook sent to a region
 
 
-def current_outcomes_sql(table: str = "_outcomes") -> str:
-    """SELECT of the current outcome of each suspect (latest by recorded_at, entry_id) from ``table``."""
-    return (f"SELECT * FROM {table} QUALIFY row_number() OVER "
-            "(PARTITION BY rule_id, subject_id ORDER BY recorded_at DESC, entry_id DESC) = 1")
-
-
-CURRENT_OUTCOMES_SQL = current_outcomes_sql()
-
-
-def has_outcomes(con: duckdb.DuckDBPyConnection) -> bool:
-    """True when the connection's current schema has the ``_outcomes`` table."""
-    return con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = '_outcomes' "
-        "AND table_schema = current_schema() AND table_catalog = current_database()").fetchall()[0][0] > 0
+def read_dispatch_marker(path: Path) -> str | None:
+    """The dispatch id an ``export --by-region`` workbook carries (custom document property), or None."""
+    if Path(path).suffix.lower() != ".xlsx":
+        return None
+    try:
+        with zipfile.ZipFile(path) as z:
+            if "docProps/custom.xml" not in z.namelist():
+                return None
+            root = ElementTree.fromstring(z.read("docProps/custom.xml"))
+    except (zipfile.BadZipFile, ElementTree.ParseError, OSError):
+        return None  # read_outcome_file reports an unreadable workbook
+    for prop in root:
+        if prop.get("name") == DISPATCH_PROPERTY:
+            return "".join(prop.itertext()).strip() or None
+    return None
 
 
 def suspect_key(run_id: str, rule_id: str, subject_id: str) -> str:
@@ -261,42 +245,47 @@ def _run_files(output: Path, run_ids: list[str]) -> list[str]:
             if r and not r.startswith(".") and "/" not in r and (publish.runs_dir(output) / r / publish.SUSPECTS_FILE).exists()]
 
 
-def _resolve(con: duckdb.DuckDBPyConnection, checked: pl.DataFrame, output: Path) -> pa.Table:
-    """Join each row to its suspect in the run its key names; unknown suspects get a problem."""
+_EMPTY_SUSPECTS = ("SELECT NULL::VARCHAR AS run_id, NULL::VARCHAR AS rule_id, NULL::VARCHAR AS subject_id, "
+                   "NULL::VARCHAR AS category, NULL::VARCHAR AS subject_type, NULL::DECIMAL(18,2) AS amount_at_risk, "
+                   "NULL::VARCHAR AS first_period, NULL::VARCHAR AS last_period, NULL::VARCHAR AS region_code, "
+                   "NULL::BIGINT AS ordinal WHERE false")
+
+
+def _resolve(con: duckdb.DuckDBPyConnection, checked: pl.DataFrame, output: Path, scope: str, scope_label: str) -> pa.Table:
+    """Join each row to its suspect in the run its key names; unknown suspects and suspects outside
+    ``scope`` (a region code, or ``*``) get a problem in column ``unknown``."""
     run_ids = checked.filter(pl.col("key_ok"))["run_id"].unique().to_list()
     files = _run_files(output, run_ids)
     con.register("_checked", checked.to_arrow())
-    try:
-        if files:
-            con.execute(f"""CREATE OR REPLACE TEMP TABLE _suspects AS
-                SELECT run_id, rule_id, subject_id, category, subject_type, amount_at_risk::DECIMAL(18,2) AS amount_at_risk,
-                       first_period, last_period,
-                       row_number() OVER (PARTITION BY run_id ORDER BY rule_id, subject_id) AS ordinal
-                FROM read_parquet(?, union_by_name = true)
-                WHERE run_id IN (SELECT DISTINCT run_id FROM _checked)""", [files])
-        else:
-            con.execute("CREATE OR REPLACE TEMP TABLE _suspects AS SELECT NULL::VARCHAR AS run_id, NULL::VARCHAR AS rule_id, "
-                        "NULL::VARCHAR AS subject_id, NULL::VARCHAR AS category, NULL::VARCHAR AS subject_type, "
-                        "NULL::DECIMAL(18,2) AS amount_at_risk, NULL::VARCHAR AS first_period, NULL::VARCHAR AS last_period, "
-                        "NULL::BIGINT AS ordinal WHERE false")
-        known = list(set(run_ids) & {Path(f).parent.name for f in files})
-        return con.sql("""
+    if files:
+        con.execute("""CREATE OR REPLACE TEMP TABLE _suspects AS
+            SELECT run_id, rule_id, subject_id, category, subject_type, amount_at_risk::DECIMAL(18,2) AS amount_at_risk,
+                   first_period, last_period, region_code,
+                   row_number() OVER (PARTITION BY run_id ORDER BY rule_id, subject_id) AS ordinal
+            FROM read_parquet(?, union_by_name = true)
+            WHERE run_id IN (SELECT DISTINCT run_id FROM _checked)""", [files])
+    else:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _suspects AS {_EMPTY_SUSPECTS}")
+    known = list(set(run_ids) & {Path(f).parent.name for f in files})
+    return con.sql("""
+        WITH j AS (
             SELECT c.*, coalesce(a.subject_id, b.subject_id) AS subject_id,
                    coalesce(a.category, b.category) AS category, coalesce(a.subject_type, b.subject_type) AS subject_type,
                    coalesce(a.amount_at_risk, b.amount_at_risk) AS amount_at_risk,
                    coalesce(a.first_period, b.first_period) AS first_period, coalesce(a.last_period, b.last_period) AS last_period,
-                   CASE WHEN NOT c.key_ok OR coalesce(a.subject_id, b.subject_id) IS NOT NULL THEN NULL
-                        WHEN NOT list_contains(?, c.run_id) THEN 'unknown suspect: run ' || c.run_id || ' not found'
-                        ELSE 'unknown suspect: ' || c.rule_id || ' / ' || coalesce(c.key_subject, '#' || c.ordinal)
-                             || ' is not in run ' || c.run_id END AS unknown
+                   coalesce(a.region_code, b.region_code) AS region_code
             FROM _checked c
             LEFT JOIN _suspects a ON a.run_id = c.run_id AND a.rule_id = c.rule_id AND a.subject_id = c.key_subject
-            LEFT JOIN _suspects b ON b.run_id = c.run_id AND b.rule_id = c.rule_id AND b.ordinal = c.ordinal
-            ORDER BY c.file_order
-        """, params=[known]).to_arrow_table()
-    finally:
-        con.unregister("_checked")
-        con.execute("DROP TABLE IF EXISTS _suspects")
+            LEFT JOIN _suspects b ON b.run_id = c.run_id AND b.rule_id = c.rule_id AND b.ordinal = c.ordinal)
+        SELECT *, CASE WHEN NOT key_ok THEN NULL
+                       WHEN subject_id IS NULL AND NOT list_contains($known, run_id) THEN 'unknown suspect: run ' || run_id || ' not found'
+                       WHEN subject_id IS NULL THEN 'unknown suspect: ' || rule_id || ' / ' || coalesce(key_subject, '#' || ordinal)
+                            || ' is not in run ' || run_id
+                       WHEN $scope <> '*' AND region_code IS DISTINCT FROM $scope
+                       THEN 'not this workbook''s region: the suspect belongs to region ' || coalesce(region_code, '(none)')
+                            || ', this workbook may record outcomes only for ' || $label END AS unknown
+        FROM j ORDER BY file_order
+    """, params={"known": known, "scope": scope, "label": scope_label}).to_arrow_table()
 
 
 @dataclass
@@ -308,6 +297,8 @@ class ImportResult:
     recorded: int
     unchanged: int
     per_outcome: dict[str, int] = field(default_factory=dict)
+    scope: str = PROVINCE_SCOPE
+    recorded_by: str = ""
 
 
 def _problem_lines(resolved: pa.Table) -> list[str]:
@@ -317,62 +308,78 @@ def _problem_lines(resolved: pa.Table) -> list[str]:
     return [f"{w}: {t}" for w, t in df.select("where", "text").iter_rows()]
 
 
-def record_outcomes(con: duckdb.DuckDBPyConnection, rows: pl.DataFrame, output: Path, *, source: str,
-                    source_file: str | None, excel_serial: bool = False, today: date | None = None) -> ImportResult:
+def record_outcomes(store: CaseStore, rows: pl.DataFrame, output: Path, *, source: str, source_file: str | None,
+                    excel_serial: bool = False, today: date | None = None, scope: str = PROVINCE_SCOPE,
+                    scope_label: str | None = None, dispatch_id: str | None = None,
+                    recorded_by: str | None = None) -> ImportResult:
     """Check outcome rows (text fields as :func:`read_outcome_file` gives them) against the runs under
-    ``output`` and append them to ``_outcomes`` in one transaction.
+    ``output`` and append them to the case store in one transaction.
 
     Any bad row raises :class:`OutcomeError` listing every bad row and reason; nothing is recorded.
-    Rows with an empty outcome are ignored; rows equal to the suspect's current outcome are skipped.
+    A suspect outside ``scope`` (a region code; ``*`` = the whole province) is a bad row. Rows with
+    an empty outcome are ignored; rows equal to the suspect's current outcome are skipped. Each entry
+    keeps who recorded it (``recorded_by``, default :func:`case_store.current_user`) and the scope.
     """
     checked = _checked(rows, excel_serial, today or date.today())
-    resolved = _resolve(con, checked, Path(output))
-    problems = _problem_lines(resolved)
-    shown = source_file or "command line"
-    if problems:
-        raise OutcomeError(f"{len(problems)} row(s) rejected, nothing imported:\n  " + "\n  ".join(problems),
-                           file=source_file, hint="fix these rows and import the file again" if source_file
-                           else "fix the values and run the command again")
-    con.execute("BEGIN TRANSACTION")
+    by = recorded_by or current_user()
+    con = duckdb.connect()
     try:
-        con.execute(OUTCOMES_DDL)
+        resolved = _resolve(con, checked, Path(output), scope, scope_label or scope)
+        problems = _problem_lines(resolved)
+        shown = source_file or "command line"
+        if problems:
+            raise OutcomeError(f"{len(problems)} row(s) rejected, nothing imported:\n  " + "\n  ".join(problems),
+                               file=source_file, hint="fix these rows and import the file again" if source_file
+                               else "fix the values and run the command again")
         con.register("_resolved", resolved)
-        con.execute("""CREATE OR REPLACE TEMP TABLE _new AS
-            SELECT r.* FROM _resolved r
+        con.register("_current", store.current_outcomes())
+        new = con.sql("""
+            SELECT rule_id, subject_id, run_id, outcome_code AS outcome, recovered AS recovered_amount, note_text AS note,
+                   reviewer_text AS reviewer, day AS review_date, category, subject_type, amount_at_risk, first_period,
+                   last_period, region_code, source_sheet, CASE WHEN source_row > 0 THEN source_row END AS source_row
+            FROM _resolved r
             WHERE NOT EXISTS (
-                SELECT 1 FROM (""" + CURRENT_OUTCOMES_SQL + """) c
+                SELECT 1 FROM _current c
                 WHERE c.rule_id = r.rule_id AND c.subject_id = r.subject_id AND c.outcome = r.outcome_code
                   AND c.recovered_amount IS NOT DISTINCT FROM r.recovered AND c.note IS NOT DISTINCT FROM r.note_text
-                  AND c.reviewer = r.reviewer_text AND c.review_date = r.day)""")
-        con.execute("""
-            INSERT INTO _outcomes
-            SELECT (SELECT coalesce(max(entry_id), 0) FROM _outcomes) + row_number() OVER (ORDER BY file_order),
-                   rule_id, subject_id, run_id, outcome_code, recovered, note_text, reviewer_text, day,
-                   category, subject_type, amount_at_risk, first_period, last_period,
-                   ?, ?, source_sheet, CASE WHEN source_row > 0 THEN source_row END, now()
-            FROM _new""", [source, source_file])
-        per_outcome = dict(con.execute("SELECT outcome_code, count(*) FROM _new GROUP BY 1 ORDER BY 1").fetchall())
-        con.execute("DROP TABLE _new")
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
+                  AND c.reviewer = r.reviewer_text AND c.review_date = r.day)
+            ORDER BY file_order""").to_arrow_table().to_pylist()
     finally:
-        con.unregister("_resolved")
-    recorded = sum(per_outcome.values())
-    return ImportResult(shown, resolved.num_rows, recorded, resolved.num_rows - recorded, per_outcome)
+        con.close()
+    store.append_outcomes([{**r, "source": source, "source_file": source_file, "scope": scope,
+                            "dispatch_id": dispatch_id, "recorded_by": by} for r in new])
+    per_outcome: dict[str, int] = {}
+    for r in new:
+        per_outcome[r["outcome"]] = per_outcome.get(r["outcome"], 0) + 1
+    return ImportResult(shown, resolved.num_rows, len(new), resolved.num_rows - len(new), dict(sorted(per_outcome.items())),
+                        scope, by)
 
 
-def import_outcomes(con: duckdb.DuckDBPyConnection, path: Path, output: Path, today: date | None = None) -> ImportResult:
-    """Import an export with its outcome columns filled in (see :func:`record_outcomes`)."""
+def import_outcomes(store: CaseStore, path: Path, output: Path, today: date | None = None,
+                    recorded_by: str | None = None) -> ImportResult:
+    """Import an export with its outcome columns filled in (see :func:`record_outcomes`).
+
+    A workbook written by ``export --by-region`` carries its dispatch id; its scope (the region) is
+    taken from the case store's record of that dispatch, never from the file itself."""
     rows = read_outcome_file(path)
-    return record_outcomes(con, rows, output, source="import", source_file=str(path),
-                           excel_serial=Path(path).suffix.lower() == ".xlsx", today=today)
+    scope, label, dispatch_id = PROVINCE_SCOPE, None, None
+    marker = read_dispatch_marker(Path(path))
+    if marker is not None:
+        sent = store.dispatch(marker)
+        if sent is None:
+            raise OutcomeError(f"this workbook says it was sent as {marker!r}, which the case store {store.shown} "
+                               "does not know", file=path,
+                               hint="import it with the case store the export was made with (--case-store)")
+        scope, dispatch_id = sent["region_code"], marker
+        label = f"{sent['region_code']} {sent['region_name'] or ''}".strip()
+    return record_outcomes(store, rows, output, source="import", source_file=str(path),
+                           excel_serial=Path(path).suffix.lower() == ".xlsx", today=today, scope=scope,
+                           scope_label=label, dispatch_id=dispatch_id, recorded_by=recorded_by)
 
 
-def set_outcome(con: duckdb.DuckDBPyConnection, output: Path, rule_id: str, subject_id: str, outcome: str, reviewer: str,
+def set_outcome(store: CaseStore, output: Path, rule_id: str, subject_id: str, outcome: str, reviewer: str,
                 recovered: str | None = None, note: str | None = None, review_date: str | None = None,
-                run: str = "latest", today: date | None = None) -> ImportResult:
+                run: str = "latest", today: date | None = None, recorded_by: str | None = None) -> ImportResult:
     """Record one verdict for a suspect of ``run`` (``latest`` or a run id). ``subject_id`` is
     normalised (a 15-digit ID is upgraded to 18, x → X); values are checked as in an import."""
     run_id = publish.resolve_run(Path(output), run).name
@@ -382,7 +389,7 @@ def set_outcome(con: duckdb.DuckDBPyConnection, output: Path, rule_id: str, subj
         "note": [note], "reviewer": [reviewer], "review_date": [review_date],
     }, schema={f: pl.String for f in _FIELDS}).with_columns(
         source_row=pl.lit(0, pl.Int64), source_sheet=pl.lit(None, pl.String))
-    return record_outcomes(con, rows, output, source="cli", source_file=None, today=today)
+    return record_outcomes(store, rows, output, source="cli", source_file=None, today=today, recorded_by=recorded_by)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -410,32 +417,37 @@ def _held_reason(count: int) -> str:
             "(amount at risk not larger and no later improper period than when closed)")
 
 
-def apply_outcomes(con: duckdb.DuckDBPyConnection, hits: pa.Table) -> tuple[pa.Table, HeldBack]:
+def apply_outcomes(store: CaseStore, hits: pa.Table) -> tuple[pa.Table, HeldBack]:
     """Drop from ``hits`` the suspects whose current outcome is no_issue, unless their facts changed.
 
     Facts changed = ``amount_at_risk`` larger than when closed (or now known where it was NULL), or
     ``last_period`` later than when closed (new improper payments). ``hits`` needs ``rule_id,
     subject_id, amount_at_risk, last_period`` ('YYYY-MM'); its other columns, schema and row order
-    are kept. ``con`` is the warehouse; without an ``_outcomes`` table nothing is held back.
+    are kept. ``store`` is the case store (:func:`pipelines.case_store.open_store`).
     """
     empty = pa.table({"rule_id": pa.array([], pa.string()), "subject_id": pa.array([], pa.string())})
-    if hits.num_rows == 0 or not has_outcomes(con):
+    if hits.num_rows == 0:
+        return hits, HeldBack(0, {}, _held_reason(0), empty)
+    current = store.current_outcomes()
+    if current.num_rows == 0:
         return hits, HeldBack(0, {}, _held_reason(0), empty)
     keys = hits.select(["rule_id", "subject_id", "amount_at_risk", "last_period"]).append_column(
         "__rn", pa.array(range(hits.num_rows), pa.int64()))
-    con.register("_hits_for_outcomes", keys)
+    con = duckdb.connect()
     try:
-        held = con.sql(f"""
+        con.register("_hits_for_outcomes", keys)
+        con.register("_current", current)
+        held = con.sql("""
             SELECT h.__rn, h.rule_id, h.subject_id, h.amount_at_risk::DECIMAL(18,2) AS amount_at_risk, h.last_period,
                    c.amount_at_risk AS closed_amount_at_risk, c.last_period AS closed_last_period,
                    c.run_id AS closed_in_run, c.reviewer AS closed_by, c.review_date AS closed_on, c.note AS closed_note
-            FROM _hits_for_outcomes h JOIN ({CURRENT_OUTCOMES_SQL}) c USING (rule_id, subject_id)
+            FROM _hits_for_outcomes h JOIN _current c USING (rule_id, subject_id)
             WHERE c.outcome = 'no_issue'
               AND NOT (h.amount_at_risk IS NOT NULL AND (c.amount_at_risk IS NULL OR h.amount_at_risk > c.amount_at_risk))
               AND NOT (h.last_period IS NOT NULL AND (c.last_period IS NULL OR h.last_period > c.last_period))
             ORDER BY h.__rn""").to_arrow_table()
     finally:
-        con.unregister("_hits_for_outcomes")
+        con.close()
     if held.num_rows == 0:
         return hits, HeldBack(0, {}, _held_reason(0), held.drop_columns(["__rn"]))
     drop = pc.is_in(keys.column("__rn"), value_set=held.column("__rn"))
@@ -445,42 +457,8 @@ def apply_outcomes(con: duckdb.DuckDBPyConnection, hits: pa.Table) -> tuple[pa.T
     return kept, HeldBack(held.num_rows, per_rule, _held_reason(held.num_rows), held.drop_columns(["__rn"]))
 
 
-def outcome_report(con: duckdb.DuckDBPyConnection, output: Path, run: str = "latest") -> pl.DataFrame:
-    """Per rule: hits and amount at risk in ``run`` (default latest), how many of those hits are
-    still open (no decided outcome), and over all outcomes ever recorded: reviewed (decided:
-    confirmed_fraud/admin_error/no_issue), each outcome's count, confirmed rate (% of reviewed) and
-    recovered (元, sum over current outcomes), plus the suspects the run held back."""
-    run_dir = publish.resolve_run(Path(output), run)
-    manifest_path = run_dir / publish.MANIFEST_FILE
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8")) if manifest_path.exists() else {}
-    held = (manifest.get("held_back") or {}).get("per_rule") or {}
-    current = CURRENT_OUTCOMES_SQL if has_outcomes(con) else (
-        "SELECT NULL::VARCHAR AS rule_id, NULL::VARCHAR AS subject_id, NULL::VARCHAR AS outcome, "
-        "NULL::DECIMAL(18,2) AS recovered_amount WHERE false")
-    con.register("_held", pa.table({"rule_id": pa.array(list(held), pa.string()),
-                                    "held_back": pa.array(list(held.values()), pa.int64())}))
-    try:
-        return pl.from_arrow(con.sql(f"""
-            WITH hits AS (SELECT rule_id, subject_id, amount_at_risk FROM read_parquet(?)),
-            cur AS ({current}),
-            h AS (SELECT rule_id, count(*) AS hits, sum(hits.amount_at_risk)::DECIMAL(18,2) AS amount_at_risk,
-                         count(*) FILTER (WHERE c.outcome IS NULL OR c.outcome NOT IN {DECIDED}) AS open
-                  FROM hits LEFT JOIN cur c USING (rule_id, subject_id) GROUP BY rule_id),
-            o AS (SELECT rule_id,
-                         count(*) FILTER (WHERE outcome IN {DECIDED}) AS reviewed,
-                         count(*) FILTER (WHERE outcome = 'confirmed_fraud') AS confirmed_fraud,
-                         count(*) FILTER (WHERE outcome = 'admin_error') AS admin_error,
-                         count(*) FILTER (WHERE outcome = 'no_issue') AS no_issue,
-                         count(*) FILTER (WHERE outcome = 'under_review') AS under_review,
-                         coalesce(sum(recovered_amount), 0)::DECIMAL(18,2) AS recovered
-                  FROM cur GROUP BY rule_id)
-            SELECT rule_id, coalesce(h.hits, 0) AS hits, coalesce(h.amount_at_risk, 0)::DECIMAL(18,2) AS amount_at_risk,
-                   coalesce(h.open, 0) AS open, coalesce(o.reviewed, 0) AS reviewed,
-                   coalesce(o.confirmed_fraud, 0) AS confirmed_fraud, coalesce(o.admin_error, 0) AS admin_error,
-                   coalesce(o.no_issue, 0) AS no_issue, coalesce(o.under_review, 0) AS under_review,
-                   CASE WHEN o.reviewed > 0 THEN round(100.0 * o.confirmed_fraud / o.reviewed, 1) END AS confirmed_rate_pct,
-                   coalesce(o.recovered, 0)::DECIMAL(18,2) AS recovered, coalesce(hb.held_back, 0) AS held_back
-            FROM h FULL JOIN o USING (rule_id) FULL JOIN _held hb USING (rule_id)
-            ORDER BY rule_id""", params=[str(run_dir / publish.SUSPECTS_FILE)]).to_arrow_table())
-    finally:
-        con.unregister("_held")
+def apply_outcomes_of(output: Path, hits: pa.Table) -> tuple[pa.Table, HeldBack, list[str]]:
+    """:func:`apply_outcomes` with the case store of ``output`` (opened and closed here), plus its notes."""
+    with open_store(output) as store:
+        kept, held = apply_outcomes(store, hits)
+        return kept, held, list(store.notes)

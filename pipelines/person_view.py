@@ -17,7 +17,8 @@ import polars as pl
 
 from pipelines import publish
 from pipelines.normalize import person_id_parts
-from pipelines.outcomes import OUTCOME_LABELS, has_outcomes
+from pipelines.case_store import CaseStore, open_store
+from pipelines.outcomes import OUTCOME_LABELS
 from pipelines.warehouse import relation_names
 
 
@@ -120,8 +121,10 @@ _HIT_SCHEMA = {"run_id": pl.String, "rule_id": pl.String, "category": pl.String,
                "amount_at_risk": pl.Decimal(18, 2), "status": pl.String, "reason": pl.String}
 
 
-def person_facts(con: duckdb.DuckDBPyConnection, output_dir: Path, person_id: str) -> PersonFacts:
-    """Gather one person's facts from the warehouse ``con`` and the runs under ``output_dir``.
+def person_facts(con: duckdb.DuckDBPyConnection, output_dir: Path, person_id: str,
+                 store: CaseStore | None = None) -> PersonFacts:
+    """Gather one person's facts from the warehouse ``con``, the runs under ``output_dir`` and the
+    outcomes in the case store (``store``, default the one of ``output_dir``).
 
     ``person_id`` is normalised as the warehouse does (a 15-digit ID becomes its 18-digit form).
     Set-based: each source is one filtered query; rule hits are read from every run's
@@ -154,14 +157,13 @@ def person_facts(con: duckdb.DuckDBPyConnection, output_dir: Path, person_id: st
     hits = _frame(con, f"""SELECT {', '.join(_HIT_SCHEMA)} FROM read_parquet($files, union_by_name = true)
                            WHERE subject_id = $pid ORDER BY run_id, rule_id""",
                   {"files": files, "pid": pid}) if files else _empty(_HIT_SCHEMA)
-    if has_outcomes(con):
-        outcomes = _frame(con, """
-            SELECT *, row_number() OVER (PARTITION BY rule_id ORDER BY recorded_at DESC, entry_id DESC) = 1 AS is_current
-            FROM _outcomes WHERE subject_id = $pid ORDER BY recorded_at, entry_id""", {"pid": pid})
+    if store is None:
+        with open_store(Path(output_dir), migrate_legacy=False) as own:
+            history = own.history(subject_id=pid)
     else:
-        outcomes = _empty({"rule_id": pl.String, "run_id": pl.String, "outcome": pl.String,
-                           "recovered_amount": pl.Decimal(18, 2), "note": pl.String, "reviewer": pl.String,
-                           "review_date": pl.Date, "is_current": pl.Boolean})
+        history = store.history(subject_id=pid)
+    outcomes = pl.from_arrow(history).with_columns(
+        is_current=pl.int_range(pl.len()).over("rule_id") == pl.len().over("rule_id") - 1)
     name_parts = [payments.select(pl.col("kind").alias("source"), "name")]
     for label, frame in (("death", deaths), ("prison", prison), ("household", household)):
         if "name" in frame.columns:

@@ -150,11 +150,8 @@ def detect_stage(ctx: RunContext) -> RunHits:
 def publish_stage(ctx: RunContext, ingested: dict[str, IngestResult], validations: dict[str, ExtractValidation],
                   loaded: dict[str, Any], hits: RunHits, linked: LinkResult | None = None) -> RunSummary:
     """Write suspects.parquet and manifest.json into the partial run folder, then make the run visible."""
-    con = _connect(ctx)
-    try:
-        kept, held = outcomes.apply_outcomes(con, hits.table)
-    finally:
-        con.close()
+    kept, held, store_notes = outcomes.apply_outcomes_of(ctx.config.output, hits.table)  # the case store
+    ctx.notes.extend(store_notes)
     if held.count:
         publish.write_parquet_atomic(held.table, ctx.partial / "held_back.parquet")
         ctx.notes.append(held.reason)

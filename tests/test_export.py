@@ -147,11 +147,10 @@ def test_progress_is_reported_and_reaches_total(out, tmp_path):
 
 
 def test_current_outcomes_are_prefilled(out, tmp_path):
-    from pipelines import warehouse
+    from pipelines.case_store import open_store
 
-    con = warehouse.connect(out / "warehouse.duckdb")
-    set_outcome(con, out, "paid_after_death", PERSON_A, "确认违规", "李审计", recovered="0.10", review_date="2024-07-02")
-    con.close()
+    with open_store(out) as store:
+        set_outcome(store, out, "paid_after_death", PERSON_A, "确认违规", "李审计", recovered="0.10", review_date="2024-07-02")
     result = export.export_suspects(out, tmp_path / "x.xlsx")
     assert result.prefilled_outcomes == 1
     header, rows = sheet_rows(openpyxl.load_workbook(result.files[0])["死亡冒领养老金"])

@@ -1,5 +1,6 @@
 """Outcomes: import from a filled-in export, append-only history, rejection of bad files,
-held-back suspects, the per-rule report."""
+held-back suspects, the per-rule report. Every test runs against both case stores: the default
+SQLite file and a real PostgreSQL server."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ from decimal import Decimal
 import openpyxl
 import pytest
 from audit_helpers import FIRM, PERSON_A, PERSON_A_15, PERSON_B, hit, hits_table, publish_run
+from case_store_helpers import postgres_server, store_url  # noqa: F401  (fixtures)
 from typer.testing import CliRunner
 
-from pipelines import export, outcomes, warehouse
+from pipelines import export, ledger, outcomes
+from pipelines.case_store import open_store
 from pipelines.errors import OutcomeError
 
 RUN1 = "20240701T000000.000Z"
@@ -30,10 +33,10 @@ def out(tmp_path):
 
 
 @pytest.fixture()
-def con(out):
-    c = warehouse.connect(out / "warehouse.duckdb")
-    yield c
-    c.close()
+def con(out, store_url):
+    """The case store (named con as the tests' handle on where outcomes are kept)."""
+    with open_store(out, store_url) as store:
+        yield store
 
 
 def fill(xlsx, path, values: dict[tuple[str, str], dict[str, object]]):
@@ -49,10 +52,13 @@ def fill(xlsx, path, values: dict[tuple[str, str], dict[str, object]]):
     return path
 
 
-def history(con):
-    return con.execute("SELECT rule_id, subject_id, run_id, outcome, recovered_amount, note, reviewer, review_date, "
-                       "amount_at_risk, last_period, source, source_file, source_sheet, source_row "
-                       "FROM _outcomes ORDER BY entry_id").fetchall()
+HISTORY = ["rule_id", "subject_id", "run_id", "outcome", "recovered_amount", "note", "reviewer", "review_date",
+           "amount_at_risk", "last_period", "source", "source_file", "source_sheet", "source_row"]
+
+
+def history(store):
+    table = store.history().select(HISTORY)
+    return [tuple(r[c] for c in HISTORY) for r in table.to_pylist()]
 
 
 def test_import_filled_xlsx_records_outcomes_with_the_suspect_facts(out, con, tmp_path):
@@ -107,7 +113,7 @@ def test_bad_file_lists_every_bad_row_and_imports_nothing(out, con, tmp_path):
                         (6, "run 20990101T000000.000Z not found"), (7, "missing reviewer"), (8, "malformed suspect key")]:
         assert any(line.strip().startswith(f"row {row}:") and reason in line for line in text.splitlines()), (row, reason)
     assert "row 9" not in text
-    assert not outcomes.has_outcomes(con) or con.execute("SELECT count(*) FROM _outcomes").fetchall()[0][0] == 0
+    assert history(con) == []
 
 
 def test_file_without_outcome_columns_is_rejected(out, con, tmp_path):
@@ -124,8 +130,7 @@ def test_history_is_append_only_and_the_latest_entry_is_current(out, con):
     rows = history(con)
     assert [r[3] for r in rows] == ["under_review", "admin_error"] and rows[0][1] == PERSON_A  # 15 → 18 digits
     assert rows[1][4] == Decimal("1000.00") and rows[1][10] == "cli" and rows[1][11] is None
-    current = con.execute(f"SELECT outcome FROM ({outcomes.CURRENT_OUTCOMES_SQL})").fetchall()
-    assert current == [("admin_error",)]
+    assert con.current_outcomes().column("outcome").to_pylist() == ["admin_error"]
     with pytest.raises(OutcomeError, match="command line: .*date 2024-09-01 is in the future"):
         outcomes.set_outcome(con, out, "paid_after_death", PERSON_A, "确认违规", "李", review_date="2024-09-01", today=TODAY)
     with pytest.raises(OutcomeError, match="a recovered amount with outcome 无问题"):
@@ -179,14 +184,12 @@ def test_a_newer_verdict_lifts_the_hold(out, con):
     assert outcomes.apply_outcomes(con, new)[1].count == 0
 
 
-def test_apply_outcomes_without_outcomes_table_keeps_everything(tmp_path):
-    import duckdb
-
+def test_apply_outcomes_without_outcomes_keeps_everything(con):
     new = hits_table([hit("paid_after_death", PERSON_A, "1.00")])
-    kept, held = outcomes.apply_outcomes(duckdb.connect(), new)
+    kept, held = outcomes.apply_outcomes(con, new)
     assert kept.equals(new) and held.count == 0 and held.per_rule == {}
     empty = new.slice(0, 0)
-    assert outcomes.apply_outcomes(duckdb.connect(), empty)[0].num_rows == 0
+    assert outcomes.apply_outcomes(con, empty)[0].num_rows == 0
 
 
 def test_report_per_rule(out, con):
@@ -196,7 +199,7 @@ def test_report_per_rule(out, con):
     publish_run(out, RUN2, [hit("paid_after_death", PERSON_A, "7500.00"), hit("refund_retained", FIRM, "5000.00",
                                                                               subject_type="firm")],
                 manifest={"held_back": {"count": 1, "per_rule": {"paid_after_death": 1}, "reason": "x"}})
-    report = {r["rule_id"]: r for r in outcomes.outcome_report(con, out).iter_rows(named=True)}
+    report = {r["rule_id"]: r for r in ledger.outcome_report(con, out).iter_rows(named=True)}
     pad = report["paid_after_death"]
     assert (pad["hits"], pad["open"], pad["reviewed"], pad["confirmed_fraud"], pad["no_issue"]) == (1, 0, 2, 1, 1)
     assert pad["confirmed_rate_pct"] == 50.0 and pad["recovered"] == Decimal("7000.00") and pad["held_back"] == 1
@@ -205,9 +208,11 @@ def test_report_per_rule(out, con):
     assert (rr["hits"], rr["open"], rr["reviewed"], rr["under_review"], rr["confirmed_rate_pct"]) == (1, 1, 0, 1, None)
 
 
-def test_cli_outcomes_import_set_report(out, tmp_path):
+def test_cli_outcomes_import_set_report(out, tmp_path, store_url, monkeypatch):
     from pipelines.cli import app
 
+    if store_url:
+        monkeypatch.setenv("FRAUDWATCH_CASE_STORE", store_url)
     runner = CliRunner()
     path = tmp_path / "o.csv"
     path.write_text(f"疑点编号,处置结果,复核人\n{RUN1}|paid_after_death|{PERSON_A},确认违规,李\n", encoding="utf-8-sig")

@@ -11,6 +11,7 @@ from audit_helpers import PERSON_A, PERSON_A_15, PERSON_B, hit, publish_run, tin
 from typer.testing import CliRunner
 
 from pipelines import outcomes
+from pipelines.case_store import open_store
 from pipelines.person_view import normalise_person_id, person_facts
 
 RUN1, RUN2 = "20240701T000000.000Z", "20240801T000000.000Z"
@@ -21,10 +22,11 @@ def out(tmp_path):
     publish_run(tmp_path, RUN1, [hit("paid_after_death", PERSON_A, "5000.00"), hit("paid_after_death", PERSON_B, "1.00")])
     publish_run(tmp_path, RUN2, [hit("paid_after_death", PERSON_A, "7500.00"), hit("duplicate_cross_region", PERSON_A, "2600.50")])
     (tmp_path / "runs" / ".partial-20240901T000000.000Z").mkdir()  # a run in progress is not read
-    con = tiny_warehouse(tmp_path / "warehouse.duckdb")
-    outcomes.set_outcome(con, tmp_path, "paid_after_death", PERSON_A, "核查中", "李", run=RUN1, today=dt.date(2024, 8, 2))
-    outcomes.set_outcome(con, tmp_path, "paid_after_death", PERSON_A, "确认违规", "李", recovered="7500", today=dt.date(2024, 8, 3))
-    con.close()
+    tiny_warehouse(tmp_path / "warehouse.duckdb").close()
+    with open_store(tmp_path) as store:
+        outcomes.set_outcome(store, tmp_path, "paid_after_death", PERSON_A, "核查中", "李", run=RUN1, today=dt.date(2024, 8, 2))
+        outcomes.set_outcome(store, tmp_path, "paid_after_death", PERSON_A, "确认违规", "李", recovered="7500",
+                             today=dt.date(2024, 8, 3))
     return tmp_path
 
 

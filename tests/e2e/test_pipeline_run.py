@@ -162,16 +162,14 @@ def test_rules_needing_absent_extracts_are_skipped_and_said(tmp_path, landing):
 
 
 def test_a_suspect_closed_as_no_issue_is_held_back_on_the_next_run(landing, tmp_path):
-    from pipelines import outcomes, warehouse
+    from pipelines import outcomes
+    from pipelines.case_store import open_store
 
     output = tmp_path / "out"
     first = stages.run_pipeline(RunConfig(input=landing, output=output, as_of=AS_OF))
     rule_id, subject_id = query("SELECT rule_id, subject_id FROM s ORDER BY ALL LIMIT 1", s=first.suspects)[0]
-    con = warehouse.connect(output / "warehouse.duckdb")
-    try:
-        outcomes.set_outcome(con, output, rule_id, subject_id, "no_issue", reviewer="审计员甲", note="已核实")
-    finally:
-        con.close()
+    with open_store(output) as store:
+        outcomes.set_outcome(store, output, rule_id, subject_id, "no_issue", reviewer="审计员甲", note="已核实")
     second = stages.run_pipeline(RunConfig(input=landing, output=output, as_of=AS_OF))
     assert second.held_back == 1
     assert query("SELECT count(*) FROM s WHERE rule_id = ? AND subject_id = ?".replace("?", "'{}'").format(
