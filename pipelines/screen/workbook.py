@@ -38,6 +38,7 @@ COLUMNS = [
     ("screen_id", "核实批次号", "id", 22),
 ]
 HEADERS = {col: header for col, header, _, _ in COLUMNS}
+XLSX_MAX_ROWS = 1_048_575  # data rows per sheet under Excel's 1,048,576-row limit
 
 
 def write_holds_xlsx(holds: pa.Table, out: Path, screen_id: str, summary: list[dict], info: list[tuple[str, str]]) -> None:
@@ -53,35 +54,38 @@ def write_holds_xlsx(holds: pa.Table, out: Path, screen_id: str, summary: list[d
     wrap = wb.add_format({"text_wrap": True, "valign": "top"})
     top = wb.add_format({"valign": "top"})
 
-    ws = wb.add_worksheet("暂停发放核实名单")
-    ws.set_landscape(), ws.set_paper(9), ws.fit_to_pages(1, 0), ws.repeat_rows(0), ws.set_margins(0.4, 0.4, 0.5, 0.5)
-    ws.set_header(f"&L暂停发放核实名单 {screen_id}&R第 &P 页，共 &N 页")
-    for j, (_, header, kind, width) in enumerate(COLUMNS):
-        fmt = text if kind in ("id", "text") else wrap if kind == "wrap" else top
-        ws.set_column(j, j, width, fmt, {"hidden": header in ("证据(JSON)", "核实批次号")})
-        ws.write_string(0, j, header, head)
-    ws.freeze_panes(1, 2)
     values = {col: holds.column(col).to_pylist() for col, _, _, _ in COLUMNS}
-    for i in range(holds.num_rows):
-        for j, (col, _, kind, _) in enumerate(COLUMNS):
-            v = values[col][i]
-            if v is None:
-                continue
-            if kind == "money":
-                ws.write_number(i + 1, j, float(v), money)
-            elif kind == "int":
-                ws.write_number(i + 1, j, v, top)
-            elif kind == "reason":
-                ws.write_string(i + 1, j, HOLD_REASON_ZH.get(v, v), top)
-            elif kind == "action":
-                ws.write_string(i + 1, j, ACTION_ZH.get(v, v), top)
-            elif kind == "scheme":
-                ws.write_string(i + 1, j, SCHEME_ZH.get(v, v), top)
-            elif kind == "wrap":
-                ws.write_string(i + 1, j, str(v), wrap)
-            else:
-                ws.write_string(i + 1, j, str(v), text)
-    ws.autofilter(0, 0, max(holds.num_rows, 1), len(COLUMNS) - 1)
+    sheets = max(1, -(-holds.num_rows // XLSX_MAX_ROWS))  # Excel's row limit: continue on "(2)", "(3)" …
+    for part in range(sheets):
+        ws = wb.add_worksheet("暂停发放核实名单" + (f" ({part + 1})" if part else ""))
+        ws.set_landscape(), ws.set_paper(9), ws.fit_to_pages(1, 0), ws.repeat_rows(0), ws.set_margins(0.4, 0.4, 0.5, 0.5)
+        ws.set_header(f"&L暂停发放核实名单 {screen_id}&R第 &P 页，共 &N 页")
+        for j, (_, header, kind, width) in enumerate(COLUMNS):
+            fmt = text if kind in ("id", "text") else wrap if kind == "wrap" else top
+            ws.set_column(j, j, width, fmt, {"hidden": header in ("证据(JSON)", "核实批次号")})
+            ws.write_string(0, j, header, head)
+        ws.freeze_panes(1, 2)
+        rows = range(part * XLSX_MAX_ROWS, min(holds.num_rows, (part + 1) * XLSX_MAX_ROWS))
+        for r, i in enumerate(rows, start=1):
+            for j, (col, _, kind, _) in enumerate(COLUMNS):
+                v = values[col][i]
+                if v is None:
+                    continue
+                if kind == "money":
+                    ws.write_number(r, j, float(v), money)
+                elif kind == "int":
+                    ws.write_number(r, j, v, top)
+                elif kind == "reason":
+                    ws.write_string(r, j, HOLD_REASON_ZH.get(v, v), top)
+                elif kind == "action":
+                    ws.write_string(r, j, ACTION_ZH.get(v, v), top)
+                elif kind == "scheme":
+                    ws.write_string(r, j, SCHEME_ZH.get(v, v), top)
+                elif kind == "wrap":
+                    ws.write_string(r, j, str(v), wrap)
+                else:
+                    ws.write_string(r, j, str(v), text)
+        ws.autofilter(0, 0, max(len(rows), 1), len(COLUMNS) - 1)
 
     ws = wb.add_worksheet("汇总")
     ws.set_landscape(), ws.fit_to_pages(1, 0)

@@ -130,3 +130,13 @@ def test_a_payroll_without_required_column_stops_naming_the_file(audit, tmp_path
 def test_no_full_audit_yet_is_a_clear_error(tmp_path, payroll):
     with pytest.raises(RunError, match="no complete full audit run"):
         _screen(tmp_path, payroll)
+
+
+def test_more_holds_than_a_sheet_takes_continue_on_the_next_sheet(audit, payroll, monkeypatch):
+    from pipelines.screen import workbook
+
+    monkeypatch.setattr(workbook, "XLSX_MAX_ROWS", 4)
+    wb = openpyxl.load_workbook(_screen(audit, payroll).xlsx)
+    parts = [ws for ws in wb.worksheets if ws.title.startswith("暂停发放核实名单")]
+    assert [ws.title for ws in parts] == ["暂停发放核实名单", "暂停发放核实名单 (2)", "暂停发放核实名单 (3)"]
+    assert [ws.max_row - 1 for ws in parts] == [4, 4, len(EXPECTED) - 8]
