@@ -30,7 +30,7 @@ COLUMNS = [
     ("amount", "发放金额(元)", "money", 14),
     ("hold_reason", "暂停原因", "reason", 18),
     ("severity", "处理要求", "action", 11),
-    ("reason", "说明", "wrap", 70),
+    ("reason", "说明", "wrap", 70),  # REASON_WIDTH
     ("payment_id", "发放流水号", "id", 20),
     ("hold_reasons", "全部原因", "text", 30),
     ("source_row", "名单行号", "int", 9),
@@ -38,6 +38,7 @@ COLUMNS = [
     ("screen_id", "核实批次号", "id", 22),
 ]
 HEADERS = {col: header for col, header, _, _ in COLUMNS}
+REASON_WIDTH = 70
 XLSX_MAX_ROWS = 1_048_575  # data rows per sheet under Excel's 1,048,576-row limit
 
 
@@ -67,6 +68,8 @@ def write_holds_xlsx(holds: pa.Table, out: Path, screen_id: str, summary: list[d
         ws.freeze_panes(1, 2)
         rows = range(part * XLSX_MAX_ROWS, min(holds.num_rows, (part + 1) * XLSX_MAX_ROWS))
         for r, i in enumerate(rows, start=1):
+            # the 说明 column wraps: give the row the lines it needs (a CJK character is two columns wide)
+            ws.set_row(r, 15 * max(1, -(-2 * len(values["reason"][i] or "") // REASON_WIDTH)))
             for j, (col, _, kind, _) in enumerate(COLUMNS):
                 v = values[col][i]
                 if v is None:
