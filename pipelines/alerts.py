@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
+from pipelines import validation_site
 from pipelines.errors import ConfigError, FraudwatchError
 
 CONFIG_FILE = "fraudwatch.toml"
@@ -137,7 +138,9 @@ def new_suspects_alert(report, config: AlertConfig) -> Alert | None:
               f"{format_yuan(report.total_amount)} 元 at risk."]
     if report.warnings:
         lines.append(f"Validation warnings: {len(report.warnings)}.")
-    lines += [f"Suspects: {report.run_dir / 'suspects.parquet'}", f"Output folder: {report.output}"]
+    lines += [f"Suspects: {report.run_dir / 'suspects.parquet'}",
+              f"Validation report: {validation_site.run_page(report.output, report.run_id)}",
+              f"Output folder: {report.output}"]
     return Alert(f"fraudwatch: {count:,} new {level}-severity suspect(s) in run {report.run_id}{job}",
                  "\n".join(lines), "warning")
 
@@ -154,7 +157,10 @@ def failure_alert(run_id: str, output: Path, stage: str | None, exc: BaseExcepti
             lines.append(f"Rule: {exc.rule}")
     lines.append("latest was not moved; no suspects were published by this run.")
     if evidence is not None:
-        lines.append(f"Evidence (validation report, quarantine, error): {evidence}")
+        lines.append(f"Evidence (validation results, quarantine, error): {evidence}")
+    page = validation_site.run_page(output, run_id)
+    if page.exists():
+        lines.append(f"Validation report: {page}")
     lines.append(f"Output folder: {output}")
     return Alert(f"fraudwatch: run {run_id}{job_text} FAILED", "\n".join(lines), "failure")
 

@@ -105,6 +105,7 @@ def _run(input: Path, output: Path, reference: date, rules: list[str], category:
 
 
 def _print_run(run_dir: Path) -> None:
+    from pipelines import validation_site
     from pipelines.report import format_yuan, headline, load_report
 
     report = load_report(run_dir)
@@ -119,22 +120,23 @@ def _print_run(run_dir: Path) -> None:
     table.add_row("total", "", f"{report.total_hits:,}", f"{report.total_new:,}", f"{report.total_recurring:,}", "",
                   format_yuan(report.total_amount), "")
     console.print(table)
-    console.print(headline(report), highlight=False, markup=False)
+    console.print(headline(report), highlight=False, markup=False, soft_wrap=True)
     if report.ge_unsuccessful:
         console.print("great-expectations suite not successful (ge_success: false) for: "
-                      + ", ".join(report.ge_unsuccessful), style="yellow", highlight=False, markup=False)
+                      + ", ".join(report.ge_unsuccessful), style="yellow", highlight=False, markup=False, soft_wrap=True)
     for warning in report.warnings:
-        console.print(f"validation warning: {warning}", style="yellow", highlight=False, markup=False)
+        console.print(f"validation warning: {warning}", style="yellow", highlight=False, markup=False, soft_wrap=True)
     output = report.output
-    console.print(f"warehouse:          {output / 'warehouse.duckdb'}", highlight=False, markup=False)
-    console.print(f"suspects:           {run_dir / 'suspects.parquet'}", highlight=False, markup=False)
-    console.print(f"manifest:           {run_dir / 'manifest.json'}", highlight=False, markup=False)
-    console.print(f"validation report:  {run_dir / 'validation'}", highlight=False, markup=False)
+    console.print(f"warehouse:          {output / 'warehouse.duckdb'}", highlight=False, markup=False, soft_wrap=True)
+    console.print(f"suspects:           {run_dir / 'suspects.parquet'}", highlight=False, markup=False, soft_wrap=True)
+    console.print(f"manifest:           {run_dir / 'manifest.json'}", highlight=False, markup=False, soft_wrap=True)
+    console.print(f"validation report:  {validation_site.run_page(output, report.run_id)}  (every run: "
+                  f"{validation_site.site_index(output)})", highlight=False, markup=False, soft_wrap=True)
     console.print(f"quarantine:         {run_dir / 'quarantine'}  ({sum(report.quarantined_per_extract.values()):,} rows)",
-                  highlight=False, markup=False)
-    console.print(f"latest:             {output / 'latest'} -> {run_dir.name}", highlight=False, markup=False)
+                  highlight=False, markup=False, soft_wrap=True)
+    console.print(f"latest:             {output / 'latest'} -> {run_dir.name}", highlight=False, markup=False, soft_wrap=True)
     for note in report.notes:
-        console.print(f"note: {note}", highlight=False, markup=False)
+        console.print(f"note: {note}", highlight=False, markup=False, soft_wrap=True)
 
 
 @app.command()

@@ -15,7 +15,7 @@ from prefect.artifacts import create_link_artifact, create_markdown_artifact, cr
     create_table_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
 
-from pipelines import alerts, stages
+from pipelines import after_run, stages
 from pipelines.pipeline import RunConfig, fail_run, prepare_run, run_stage
 from pipelines.report import load_report, summary_markdown, summary_rows
 from pipelines.runlock import DEFAULT_WAIT_SECONDS, run_lock
@@ -100,7 +100,7 @@ def _audit(config: RunConfig, logger) -> dict[str, Any]:
         update_progress_artifact(progress, 100.0)
     except BaseException as exc:
         fail_run(ctx)
-        alerts.after_failed_run(ctx, exc)
+        after_run.failed(ctx, exc)
         raise
     report = load_report(summary.run_dir)
     create_table_artifact(key="fraudwatch-hits", table=summary_rows(report), description="Hits and amounts per rule")
@@ -108,5 +108,5 @@ def _audit(config: RunConfig, logger) -> dict[str, Any]:
     create_link_artifact(key="fraudwatch-suspects", link=summary.suspects.resolve().as_uri(), link_text="suspects.parquet")
     for note in summary.notes:
         logger.info(note)
-    alerts.after_run(summary.run_dir, config.output)
+    after_run.finished(summary.run_dir, config.output)
     return stages.summary_dict(summary)

@@ -1,15 +1,16 @@
 """great-expectations side of validation: a suite built from a data contract, run on a bounded
-deterministic sample through GE's pandas datasource, with GE's own results JSON and one Data Docs
-site per report folder.
+deterministic sample through GE's pandas datasource, with GE's own results JSON.
 
 The full-data checks live in :mod:`pipelines.validate` (DuckDB). GE sees only the sample: it is
 for the data team's report, never for money arithmetic (DECIMAL is converted to float here).
 
 Layout under ``report_dir``::
 
-    gx/                      GE file context (suites, validation definitions, stored results)
-    data_docs/index.html     the one Data Docs site for every extract validated into report_dir
+    gx/                      GE file context (suites, validation definitions)
     validation/<extract>.ge.json   GE's validation result for the extract
+
+GE's own Data Docs are not built: they load about 15 assets from CDNs and render blank without
+internet. :mod:`pipelines.validation_site` renders the results JSON into an offline site instead.
 
 great_expectations is imported lazily (it takes seconds), analytics are switched off before
 the import and in the context config, and no network is used.
@@ -30,7 +31,6 @@ import pandas as pd
 
 from pipelines.contracts import Column, Contract, ValueType
 
-SITE_NAME = "fraudwatch"
 DATASOURCE_NAME = "fraudwatch_sample"
 BATCH_NAME = "sample"
 ROW_ID_COLUMNS = ["_source_file", "_source_row"]
@@ -192,8 +192,8 @@ def _timestamp(value: str | float | None) -> pd.Timestamp | None:
 
 
 def open_context(report_dir: Path):
-    """The GE file context under ``report_dir/gx``: analytics off, progress bars off, one Data Docs
-    site writing to ``report_dir/data_docs``. Creating it takes a few tens of milliseconds."""
+    """The GE file context under ``report_dir/gx``: analytics off, progress bars off, no Data Docs site
+    (GE's pages need the internet). Creating it takes a few tens of milliseconds."""
     gx = _gx()
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
@@ -207,30 +207,13 @@ def open_context(report_dir: Path):
     if bars.get("globally", True) or bars.get("metric_calculations", True):
         context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
         context.variables.save()
-    sites = context.variables.data_docs_sites or {}
-    if SITE_NAME not in sites:
-        context.add_data_docs_site(
-            site_name=SITE_NAME,
-            site_config={
-                "class_name": "SiteBuilder",
-                "show_how_to_buttons": False,
-                "store_backend": {
-                    "class_name": "TupleFilesystemStoreBackend",
-                    "base_directory": "../data_docs",  # relative to report_dir/gx: the folder can move
-                },
-                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-            },
-        )
-    if "local_site" in (context.variables.data_docs_sites or {}):
-        context.delete_data_docs_site("local_site")
+    for site in list(context.variables.data_docs_sites or {}):
+        context.delete_data_docs_site(site)
     return context
 
 
-def run_suite(
-    report_dir: Path, contract: Contract, sample: pd.DataFrame, today: dt.date, build_docs: bool = True
-) -> tuple[bool, Path, dict]:
-    """Run the contract's suite on ``sample``; write GE's result JSON; refresh the Data Docs
-    unless ``build_docs`` is false.
+def run_suite(report_dir: Path, contract: Contract, sample: pd.DataFrame, today: dt.date) -> tuple[bool, Path, dict]:
+    """Run the contract's suite on ``sample``; write GE's result JSON.
 
     Returns ``(success, result_json_path, summary)``; ``summary`` lists GE's statistics and the
     failed expectations (type, column, unexpected count, examples with their source file/row).
@@ -261,8 +244,6 @@ def run_suite(
                 "partial_unexpected_count": 20,
             },
         )
-        if build_docs:
-            context.build_data_docs(site_names=[SITE_NAME])
     result_json = result.to_json_dict()
     path = report_dir / "validation" / f"{contract.extract}.ge.json"
     write_json(path, result_json)
@@ -294,15 +275,6 @@ def summarize(result_json: dict) -> dict:
             }
         )
     return {"statistics": result_json.get("statistics", {}), "failed_expectations": failed}
-
-
-def build_data_docs(report_dir: Path) -> Path:
-    """(Re)build the one Data Docs site under ``report_dir`` from every GE result stored there;
-    returns ``report_dir/data_docs/index.html``."""
-    report_dir = Path(report_dir)
-    with _LOCK:
-        open_context(report_dir).build_data_docs(site_names=[SITE_NAME])
-    return report_dir / "data_docs" / "index.html"
 
 
 def write_json(path: Path, data: Any) -> None:

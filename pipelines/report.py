@@ -16,7 +16,7 @@ from typing import Any
 
 import duckdb
 
-from pipelines import publish
+from pipelines import publish, validation_site
 
 VALIDATION_SUBDIR = Path("validation") / "validation"  # <run>/validation/validation/<extract>.json
 
@@ -220,7 +220,8 @@ def summary_markdown(report: RunReport) -> str:
         "",
         f"- as of: {report.as_of}",
         f"- suspects: `{report.run_dir / publish.SUSPECTS_FILE}`",
-        f"- validation report: `{report.run_dir / 'validation'}`",
+        f"- validation report: `{validation_site.run_page(report.output, report.run_id)}` "
+        f"(all runs: `{validation_site.site_index(report.output)}`)",
         f"- quarantine: `{report.run_dir / 'quarantine'}`",
         "",
         "| rule | severity | hits | new | recurring | held back | amount at risk (元) | status |",

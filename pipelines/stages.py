@@ -13,7 +13,7 @@ from typing import Any, Callable
 import duckdb
 import pyarrow as pa
 
-from pipelines import alerts, outcomes, publish, warehouse
+from pipelines import after_run, outcomes, publish, validation_site, warehouse
 from pipelines.errors import RunError
 from pipelines.ingest import IngestResult, discover_extracts, ingest_extract
 from pipelines.linking import LinkResult, link_persons
@@ -22,7 +22,7 @@ from pipelines.rules.engine import RunHits, run_rules
 from pipelines.runlock import LockHolder, run_lock
 from pipelines.rules.loader import load_rules
 from pipelines.rules.model import Rule
-from pipelines.validate import ExtractValidation, build_data_docs, raise_for_failures, validate_extract
+from pipelines.validate import ExtractValidation, raise_for_failures, validate_extract
 
 
 @dataclass
@@ -73,9 +73,7 @@ def validate_stage(ctx: RunContext, ingested: dict[str, IngestResult]) -> dict[s
             {f.source_file: f.rows_read for f in result.files},
             {f.source_file: f.rows_quarantined for f in result.files},
             report_dir,
-            build_docs=False,
         )
-    build_data_docs(report_dir)
     for validation in results.values():
         raise_for_failures(validation)
     return results
@@ -192,10 +190,10 @@ def publish_stage(ctx: RunContext, ingested: dict[str, IngestResult], validation
     }
     publish.write_json_atomic(manifest, ctx.partial / publish.MANIFEST_FILE)
     run_dir = finish_run(ctx)
-    report = run_dir / "validation" / "data_docs" / "index.html"
+    report = validation_site.run_page(ctx.config.output, ctx.run_id)
     return RunSummary(
         run_id=ctx.run_id, run_dir=run_dir, warehouse=loaded["warehouse"], suspects=run_dir / publish.SUSPECTS_FILE,
-        validation_report=report if report.exists() else None, quarantine_dir=run_dir / "quarantine",
+        validation_report=report, quarantine_dir=run_dir / "quarantine",
         hits_per_rule=per_rule_hits, held_back=held.count, amount_per_rule=per_rule_amount, skipped_rules=skipped,
         absent_extracts=manifest["absent_extracts"], rows_per_extract=loaded["counts"],
         quarantined_per_extract=loaded["quarantined"], timings=ctx.timings, peak_rss_mb=round(peak_rss_mb(), 1),
@@ -218,9 +216,9 @@ def run_pipeline(config: RunConfig, progress: Progress | None = None,
                                 progress=progress)
         except BaseException as exc:
             fail_run(ctx)
-            alerts.after_failed_run(ctx, exc)
+            after_run.failed(ctx, exc)
             raise
-        alerts.after_run(summary.run_dir, config.output)
+        after_run.finished(summary.run_dir, config.output)
         return summary
 
 

@@ -5,7 +5,7 @@ Two halves, one report per extract:
 * full-data checks as set-based DuckDB SQL over the staged Parquet (one grouped scan for
   counts/ranges/enums/formats, one GROUP BY per unique column) -- these decide ``passed``;
 * the great-expectations suite on a bounded deterministic sample (:mod:`pipelines.ge_suite`),
-  giving GE's own results JSON and Data Docs for the data team. GE failures are reported, never
+  giving GE's own results JSON. GE failures are reported, never
   fatal: a sample cannot prove an extract unusable.
 
 Errors (stop the run): no rows; quarantined share above ``max_broken_rate``; valid-ID share below
@@ -15,7 +15,8 @@ min/max, enum/scheme values outside the set, malformed region codes or valid-fla
 after today, some nulls in required columns, row counts that do not add up.
 
 Outputs under ``report_dir``: ``validation/<extract>.json`` (this report, both halves),
-``validation/<extract>.ge.json`` (GE result), ``data_docs/index.html`` (GE Data Docs).
+``validation/<extract>.ge.json`` (GE result). :mod:`pipelines.validation_site` renders both into the
+output folder's offline validation report (``<output>/validation/index.html``).
 """
 
 from __future__ import annotations
@@ -32,9 +33,9 @@ import duckdb
 from pipelines import ge_suite
 from pipelines.contracts import Column, Contract, ValueType
 from pipelines.errors import ValidationFailed
-from pipelines.ge_suite import build_data_docs, quote_ident, write_json
+from pipelines.ge_suite import quote_ident, write_json
 
-__all__ = ["CheckResult", "ExtractValidation", "validate_extract", "raise_for_failures", "build_data_docs"]
+__all__ = ["CheckResult", "ExtractValidation", "validate_extract", "raise_for_failures"]
 
 SCHEMES = ge_suite.SCHEMES
 BOOKKEEPING = {"_source_file": ("VARCHAR",), "_source_row": ("BIGINT", "INTEGER", "UBIGINT", "UINTEGER", "HUGEINT")}
@@ -70,7 +71,6 @@ class ExtractValidation:
     rows: int = 0
     source_files: list[str] = field(default_factory=list)
     report_path: Path | None = None
-    data_docs_path: Path | None = None
     ge_summary: dict = field(default_factory=dict)
 
     @property
@@ -86,7 +86,7 @@ class ExtractValidation:
     def to_dict(self) -> dict:
         """JSON-friendly form (the content of ``validation/<extract>.json``)."""
         out = asdict(self)
-        for key in ("ge_result_path", "report_path", "data_docs_path"):
+        for key in ("ge_result_path", "report_path"):
             out[key] = None if out[key] is None else str(out[key])
         return out
 
@@ -101,7 +101,6 @@ def validate_extract(
     sample_rows: int = 200_000,
     *,
     today: dt.date | None = None,
-    build_docs: bool = True,
 ) -> ExtractValidation:
     """Validate one extract's staged Parquet files against its contract; write the report.
 
@@ -110,8 +109,6 @@ def validate_extract(
     in-memory connection is opened and closed. Does not raise for bad data: call
     :func:`raise_for_failures` on the result. Raises :class:`ValidationFailed` only if a staged
     file is missing or unreadable. ``sample_rows=0`` skips the GE suite. ``today`` (default: the real date) bounds future dates.
-    ``build_docs=False`` skips refreshing the Data Docs site; call :func:`build_data_docs` once
-    after the last extract instead (the site renders every result stored under ``report_dir``).
     """
     today = today or dt.date.today()
     report_dir = Path(report_dir)
@@ -129,13 +126,12 @@ def validate_extract(
         if sample_rows > 0 and total > 0 and "_source_file" in columns and "_source_row" in columns:
             sample = ge_suite.sample_frame(con, source_sql, contract, columns, total, sample_rows)
             sample_size = len(sample)
-            ge_success, ge_path, summary = ge_suite.run_suite(report_dir, contract, sample, today, build_docs)
+            ge_success, ge_path, summary = ge_suite.run_suite(report_dir, contract, sample, today)
         seconds_ge = time.perf_counter() - t0
     finally:
         if own:
             con.close()
 
-    docs = report_dir / "data_docs" / "index.html"
     result = ExtractValidation(
         extract=contract.extract,
         passed=not any(not c.passed and c.severity == "error" for c in checks),
@@ -148,7 +144,6 @@ def validate_extract(
         rows=total,
         source_files=files,
         report_path=report_dir / "validation" / f"{contract.extract}.json",
-        data_docs_path=docs if docs.exists() else None,
         ge_summary=summary,
     )
     write_json(result.report_path, result.to_dict())

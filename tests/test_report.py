@@ -90,3 +90,15 @@ def test_prefect_summary_markdown_and_table(two_runs):
     rows = summary_rows(report)
     assert {r["rule_id"] for r in rows} == {r.rule_id for r in report.rules}
     assert all(r["recurring"] == r["hits"] for r in rows)
+
+
+def test_the_validation_site_lists_both_runs(two_runs):
+    from pipelines import validation_site
+
+    first, second_dir, output = two_runs
+    out = first.run_dir.parent.parent
+    assert [r.run_id for r in validation_site.collect_runs(out)] == [second_dir.name, first.run_id]
+    assert first.validation_report == validation_site.run_page(out, first.run_id) and first.validation_report.is_file()
+    assert f"validation report:  {validation_site.run_page(out, second_dir.name)}" in output
+    index = validation_site.site_index(out).read_text(encoding="utf-8")
+    assert first.run_id in index and second_dir.name in index
