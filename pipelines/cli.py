@@ -225,6 +225,26 @@ def rules_test(
         raise typer.Exit(1)
 
 
+@app.command()
+def doctor(
+    output: Optional[Path] = typer.Option(None, "--output", "-o", envvar="FRAUDWATCH_OUTPUT",
+                                          help="Output folder to check (default: $FRAUDWATCH_OUTPUT)."),
+    timeout: float = typer.Option(5.0, help="Seconds to wait for the Prefect API."),
+) -> None:
+    """Can this installation do its job? Versions, output folder, run lock, jobs, Prefect. Exit 1 if not."""
+    from pipelines import doctor as checks
+
+    findings = checks.diagnose(output, timeout=timeout)
+    marks = {"ok": "[green]ok   [/]", "info": "[dim]info [/]", "warn": "[yellow]warn [/]", "error": "[bold red]ERROR[/]"}
+    for finding in findings:
+        console.print(marks[finding.level] + f" {finding.topic:<9} ", end="")
+        console.print(finding.message, markup=False, highlight=False, soft_wrap=True)
+    code = checks.exit_code(findings)
+    errors = sum(f.level == "error" for f in findings)
+    console.print(f"{errors} problem(s) found" if code else "no problem found", highlight=False)
+    raise typer.Exit(code)
+
+
 # Commands for auditors and analysts (export, outcomes, person) live in their own module.
 from pipelines import cli_audit  # noqa: E402,F401  (registers its commands on `app`)
 from pipelines import cli_screen  # noqa: E402,F401  (registers `screen`)

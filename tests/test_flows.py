@@ -55,3 +55,38 @@ def test_a_failing_flow_leaves_latest_alone(harness, tmp_path):
     assert state.is_failed()
     assert latest_run_id(tmp_path / "out") is None
     assert "deaths.csv" in str(state.message) or "deaths.csv" in repr(state.result(raise_on_failure=False))
+
+
+def test_doctor_reads_deployments_and_their_next_scheduled_runs_from_a_real_server(harness):
+    """The harness runs a real Prefect server process (without its scheduler service): a deployment with a
+    scheduled run shows it in Asia/Shanghai time; an active schedule with no run is reported as an error."""
+    from datetime import datetime, timezone
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import DeploymentScheduleCreate
+    from prefect.client.schemas.schedules import CronSchedule
+    from prefect.settings import PREFECT_API_URL
+    from prefect.states import Scheduled
+
+    from pipelines import doctor
+
+    url = PREFECT_API_URL.value()
+    assert url and url.startswith("http://127.0.0.1")
+
+    def cron(expr):
+        return [DeploymentScheduleCreate(schedule=CronSchedule(cron=expr, timezone="Asia/Shanghai"), active=True)]
+
+    with get_client(sync_client=True) as client:
+        flow_id = client.create_flow_from_name("fraudwatch-audit")
+        daily = client.create_deployment(flow_id, "daily-death-check", schedules=cron("30 7 * * *"))
+        client.create_deployment(flow_id, "monthly-full-audit", schedules=cron("0 6 5 * *"))
+        client.create_flow_run_from_deployment(
+            daily, state=Scheduled(scheduled_time=datetime(2027, 1, 1, 23, 30, tzinfo=timezone.utc)))
+    found = doctor.check_prefect(url)
+    messages = {f.message: f.level for f in found}
+    assert messages[f"Prefect API {url} is reachable"] == "ok"
+    assert messages["fraudwatch-audit/daily-death-check (cron 30 7 * * * Asia/Shanghai): "
+                    "next scheduled run 2027-01-02 07:30 CST"] == "ok"
+    monthly = [f for f in found if f.message.startswith("fraudwatch-audit/monthly-full-audit")]
+    assert [f.level for f in monthly] == ["error"] and "has no scheduled run" in monthly[0].message
+    assert doctor.exit_code(found) == 1
