@@ -138,9 +138,10 @@ def new_suspects_alert(report, config: AlertConfig) -> Alert | None:
               f"{format_yuan(report.total_amount)} 元 at risk."]
     if report.warnings:
         lines.append(f"Validation warnings: {len(report.warnings)}.")
-    lines += [f"Suspects: {report.run_dir / 'suspects.parquet'}",
-              f"Validation report: {validation_site.run_page(report.output, report.run_id)}",
-              f"Output folder: {report.output}"]
+    output = Path(report.output).resolve()  # absolute: the message is read on another machine
+    lines += [f"Suspects: {Path(report.run_dir).resolve() / 'suspects.parquet'}",
+              f"Validation report: {validation_site.run_page(output, report.run_id)}",
+              f"Output folder: {output}"]
     return Alert(f"fraudwatch: {count:,} new {level}-severity suspect(s) in run {report.run_id}{job}",
                  "\n".join(lines), "warning")
 
@@ -149,6 +150,7 @@ def failure_alert(run_id: str, output: Path, stage: str | None, exc: BaseExcepti
                   evidence: Path | None = None) -> Alert:
     """The alert for a failed run: stage, error kind and the file it concerns -- never the error's text."""
     job_text = f" ({job})" if job else ""
+    output = Path(output).resolve()
     lines = [f"run {run_id}{job_text} failed" + (f" in stage {stage}" if stage else "") + f": {type(exc).__name__}."]
     if isinstance(exc, FraudwatchError):
         if exc.file:

@@ -111,8 +111,11 @@ def _print_run(run_dir: Path) -> None:
     report = load_report(run_dir)
     job = f"  job {report.job}" if report.job else ""
     table = Table(title=f"run {report.run_id}{job}  (as of {report.as_of})")
+    widest = max([len(format_yuan(r.amount)) for r in report.rules] + [len(format_yuan(report.total_amount))])
     for col in ("rule", "severity", "hits", "new", "recurring", "held back", "amount at risk (元)", "status"):
-        table.add_column(col, justify="left" if col in ("rule", "severity", "status") else "right")
+        # amounts never shrink into "78,973.…": on a narrow terminal the other columns wrap instead
+        table.add_column(col, justify="left" if col in ("rule", "severity", "status") else "right", overflow="fold",
+                         min_width=widest if col.startswith("amount") else None)
     for r in report.rules:
         table.add_row(r.rule_id, r.severity, f"{r.hits:,}", f"{r.new:,}", f"{r.recurring:,}", str(r.held_back or ""),
                       format_yuan(r.amount), r.status)
