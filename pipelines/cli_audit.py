@@ -87,9 +87,12 @@ def _with_store(output: Path, case_store: Optional[str], work: Callable[[Any], T
 def export(
     output: Path = typer.Option(Path("out"), "--output", "-o", help=OUTPUT_HELP),
     run: str = typer.Option("latest", "--run", help="`latest` or a run id."),
-    format: ExportFormat = typer.Option(..., "--format", help="xlsx (summary + one sheet per category) or csv (one file + .summary.csv)."),
-    out: Path = typer.Option(..., "--out", help="File to write."),
+    format: ExportFormat = typer.Option(ExportFormat.xlsx, "--format", help="xlsx (summary + one sheet per category) or csv (one file + .summary.csv)."),
+    out: Path = typer.Option(..., "--out", help="File to write (with --by-region: the folder for the workbooks)."),
     mask: bool = typer.Option(False, "--mask", help="Mask person IDs (first 6 + last 4) and names (surname only)."),
+    by_region: bool = typer.Option(False, "--by-region", help="One workbook per region (only its suspects, with a reply deadline), recorded as sent."),
+    due_days: int = typer.Option(30, "--due-days", help="With --by-region: days until the reply is due."),
+    force: bool = typer.Option(False, "--force", help="Overwrite existing files (they may hold an auditor's work)."),
     case_store: Optional[str] = typer.Option(None, "--case-store", envvar=STORE_ENV, help=STORE_HELP),
 ) -> None:
     """Export a run's suspects for auditors, with Chinese headers and empty outcome columns to fill in."""
@@ -97,14 +100,32 @@ def export(
 
     columns = [TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn(), TimeRemainingColumn()]
+    if by_region and format != ExportFormat.xlsx:
+        _fail(FraudwatchError("--by-region writes workbooks: use --format xlsx"))
 
     def work(store):
         with Progress(*columns, console=err, transient=True) as bar:
             task = bar.add_task(f"writing {format.value}", total=None)
-            return export_suspects(output, out, format.value, run=run, mask=mask, store=store,
-                                   progress=lambda done, total: bar.update(task, completed=done, total=total))
+            report = lambda done, total: bar.update(task, completed=done, total=total)  # noqa: E731
+            if by_region:
+                from pipelines.dispatch import export_by_region
+
+                return export_by_region(output, out, store, run=run, mask=mask, due_days=due_days, force=force,
+                                        progress=report)
+            return export_suspects(output, out, format.value, run=run, mask=mask, store=store, force=force,
+                                   progress=report)
 
     result = _with_store(output, case_store, work)
+    if by_region:
+        table = Table(title=f"run {result.run_id}: {len(result.workbooks)} regional workbooks")
+        for col in ("地区代码", "地区", "疑点", "答复期限", "文件"):
+            table.add_column(col, justify="right" if col == "疑点" else "left")
+        for w in result.workbooks:
+            table.add_row(w.region_code, w.region_name, str(w.suspects), w.due_date.isoformat(), str(w.file))
+        console.print(table)
+        for note in result.notes:
+            console.print(f"note: {note}", highlight=False)
+        return
     table = Table(title=f"run {result.run_id}: {result.rows} suspects" + (" (masked)" if result.masked else ""))
     table.add_column("类别"), table.add_column("category"), table.add_column("suspects", justify="right")
     for category, n in result.per_category.items():
@@ -164,29 +185,81 @@ def outcomes_set(
         console.print("unchanged: that is already the suspect's current outcome")
 
 
+def _print_frame(title: str, frame, money: tuple[str, ...]) -> None:
+    import polars as pl
+
+    table = Table(title=title)
+    for col in frame.columns:
+        table.add_column(col, justify="left" if frame[col].dtype == pl.String else "right", overflow="fold")
+    for row in frame.iter_rows(named=True):
+        table.add_row(*["" if v is None else f"{v:,.2f}" if k in money else str(v) for k, v in row.items()])
+    console.print(table)
+
+
+def _write_csv(frame, path: Path, money: tuple[str, ...]) -> None:
+    with open(path, "wb") as fh:
+        fh.write(b"\xef\xbb\xbf")
+        frame.with_columns([frame[c].cast(str) for c in money if c in frame.columns]).write_csv(fh)
+    console.print(f"wrote {path}")
+
+
+class LedgerBy(str, Enum):
+    rule = "rule"
+    category = "category"
+
+
 @outcomes_app.command("report")
 def outcomes_report(
     output: Path = typer.Option(Path("out"), "--output", "-o", help=OUTPUT_HELP),
     run: str = typer.Option("latest", "--run", help="Hits of this run: `latest` or a run id."),
+    by: LedgerBy = typer.Option(LedgerBy.rule, "--by", help="One row per rule or per category."),
     csv: Optional[Path] = typer.Option(None, "--csv", help="Also write the report to this CSV (UTF-8 with BOM)."),
+    until_age: int = typer.Option(85, "--until-age", help="Future loss: lifelong payments would have run until this age."),
+    default_months: int = typer.Option(12, "--default-months", help="Future loss: months assumed when no age applies."),
+    cap_months: int = typer.Option(60, "--cap-months", help="Future loss: at most this many months per case."),
     case_store: Optional[str] = typer.Option(None, "--case-store", envvar=STORE_ENV, help=STORE_HELP),
 ) -> None:
-    """Per rule: hits, open, reviewed, confirmed rate, amount at risk and recovered — which rules earn their keep."""
-    from pipelines.ledger import outcome_report
+    """The savings ledger per rule or category: hits, answered, precision, overpayment found, future loss prevented (estimated), recovered."""
+    from pipelines.ledger import FutureLoss, outcome_report
 
-    report = _with_store(output, case_store, lambda store: outcome_report(store, output, run))
-    money = ("amount_at_risk", "recovered")
-    table = Table(title="outcomes per rule (hits, open, amount at risk: this run; the rest: all outcomes recorded)")
-    for col in report.columns:
-        table.add_column(col, justify="left" if col == "rule_id" else "right")
-    for row in report.iter_rows(named=True):
-        table.add_row(*["" if v is None else f"{v:,.2f}" if k in money else str(v) for k, v in row.items()])
-    console.print(table)
+    future = FutureLoss(until_age=until_age, default_months=default_months, cap_months=cap_months)
+    report = _with_store(output, case_store, lambda store: outcome_report(store, output, run, by=by.value, future=future))
+    money = ("amount_at_risk", "overpayment_found", "future_loss_prevented", "recovered")
+    _print_frame(f"savings ledger per {by.value} (hits, open, amount at risk: this run; the rest: current outcomes of "
+                 f"every suspect reviewed; future loss: estimated, monthly amount × months to age {until_age} or "
+                 f"{default_months}, at most {cap_months})", report, money)
     if csv:
-        with open(csv, "wb") as fh:
-            fh.write(b"\xef\xbb\xbf")
-            report.with_columns([report[c].cast(str) for c in money]).write_csv(fh)
-        console.print(f"wrote {csv}")
+        _write_csv(report, csv, money)
+
+
+@outcomes_app.command("progress")
+def outcomes_progress(
+    output: Path = typer.Option(Path("out"), "--output", "-o", help=OUTPUT_HELP),
+    xlsx: Optional[Path] = typer.Option(None, "--xlsx", help="Also write the table to this workbook."),
+    as_of: Optional[str] = typer.Option(None, "--as-of", help="Count overdue as of this date YYYY-MM-DD (default: today)."),
+    force: bool = typer.Option(False, "--force", help="Overwrite the --xlsx file if it exists."),
+    case_store: Optional[str] = typer.Option(None, "--case-store", envvar=STORE_ENV, help=STORE_HELP),
+) -> None:
+    """Per region: suspects sent (export --by-region), answered, overdue, confirmed, recovered."""
+    from datetime import date
+
+    from pipelines.ledger import progress, write_progress_xlsx
+
+    try:
+        today = date.fromisoformat(as_of) if as_of else date.today()
+    except ValueError:
+        raise typer.BadParameter(f"{as_of!r}: expected YYYY-MM-DD", param_hint="--as-of") from None
+    frame = _with_store(output, case_store, lambda store: progress(store, today))
+    if frame.height == 0:
+        console.print("nothing sent yet: `fraudwatch export --by-region --out DIR` sends each region its suspects")
+        return
+    _print_frame(f"progress per region as of {today.isoformat()} (answered = 确认违规/经办差错/无问题; "
+                 "confirmed = 确认违规 or 经办差错)", frame, ("recovered", "amount_sent"))
+    if xlsx:
+        try:
+            console.print(f"wrote {write_progress_xlsx(frame, xlsx, today, force=force)}")
+        except FraudwatchError as exc:
+            _fail(exc)
 
 
 @outcomes_app.command("backup")

@@ -2,27 +2,26 @@
 
 Every export row carries the suspect key 疑点编号 = ``run_id|rule_id|subject_id`` (masked exports:
 ``run_id|rule_id|#n``, n = the suspect's 1-based position in the run ordered by rule_id,
-subject_id, so no ID leaks), followed by the empty outcome columns 处置结果, 追回金额(元), 处置说明,
-复核人, 复核日期 that :mod:`pipelines.outcomes` imports back. When the case store holds outcomes,
-they are pre-filled with each suspect's current outcome (re-importing them changes nothing).
+subject_id, so no ID leaks), and the outcome columns 处置结果, 追回金额(元), 处置说明, 复核人,
+复核日期 that :mod:`pipelines.outcomes` imports back. When the case store holds outcomes, they are
+pre-filled with each suspect's current outcome (re-importing them changes nothing).
 
-- XLSX: sheet 汇总 (hits, new hits and amounts per category and region, with subtotals), one sheet
-  per category (Chinese name; a category over Excel's row limit continues on "name (2)"), and
-  sheet 填写说明. IDs and keys are text cells, amounts numbers formatted ``#,##0.00``.
+- XLSX (layout: :mod:`pipelines.export_xlsx`): sheet 汇总, one sheet per category, sheet 填写说明;
+  printable, with the ID and name first and the technical columns (the key last) hidden.
 - CSV: one UTF-8-with-BOM file with every suspect (category in a column), and the summary next to
-  it as ``<name>.summary.csv``. One file, so auditors fill in and import back one file.
+  it as ``<name>.summary.csv``. A text cell that would start a formula (``= + - @``, tab, CR) gets
+  a leading ``'`` (OWASP CSV injection rule); the import removes it again.
 
-Everything is computed in DuckDB (sums as DECIMAL, exact); the XLSX is streamed row by row with
-xlsxwriter in constant-memory mode (the format needs it), the CSV batch by batch.
+No export replaces an existing file unless asked to (``force``): it may hold an auditor's work.
+Everything is computed in DuckDB (sums as DECIMAL, exact); the CSV is written batch by batch.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import duckdb
 import polars as pl
@@ -31,6 +30,9 @@ from pipelines import publish
 from pipelines.errors import RunError
 from pipelines.case_store import CaseStore, open_store
 from pipelines.outcomes import KEY_HEADER, KEY_SEPARATOR, OUTCOME_HEADERS, OUTCOME_LABELS
+
+if TYPE_CHECKING:
+    from pipelines.export_xlsx import Scope
 
 CATEGORY_ZH: dict[str, str] = {
     "paid_after_death": "死亡冒领养老金",
@@ -112,10 +114,22 @@ def _mask_text_sql(column: str, json_text: bool) -> str:
 class _Col:
     header: str
     sql: str
-    kind: str  # text | id | money | int | date
+    kind: str  # text | wrap | evidence | id | money | int | date
+    width: float = 12
+    hidden: bool = False
+
+
+FORMULA_START = "^[=+\\-@\\t\\r]"  # OWASP CSV injection: a cell starting like this gets a leading '
+
+
+def _csv_safe(sql: str) -> str:
+    """SQL: the text with a leading ``'`` when it would start a formula in a spreadsheet (OWASP)."""
+    return f"CASE WHEN regexp_matches({sql}, '{FORMULA_START}') THEN chr(39) || {sql} ELSE {sql} END"
 
 
 def _columns(extra: list[str], mask: bool, money_sql_type: str) -> list[_Col]:
+    """Export columns in sheet order: who (frozen), what, the outcome to fill in, the evidence, then
+    the technical columns (hidden in the XLSX), the suspect key last."""
     person = "s.subject_type = 'person'"
     subject_id = f"CASE WHEN {person} THEN {mask_id_sql('s.subject_id')} ELSE s.subject_id END" if mask else "s.subject_id"
     name = f"CASE WHEN {person} THEN {mask_name_sql('s.subject_name')} ELSE s.subject_name END" if mask else "s.subject_name"
@@ -125,29 +139,62 @@ def _columns(extra: list[str], mask: bool, money_sql_type: str) -> list[_Col]:
     sep = _lit(KEY_SEPARATOR)
     money = f"::{money_sql_type}"
     cols = [
-        _Col(KEY_HEADER, f"s.run_id || {sep} || s.rule_id || {sep} || {key_tail}", "id"),
-        _Col(COLUMN_HEADERS["rule_id"], "s.rule_id", "text"),
-        _Col(COLUMN_HEADERS["category"], _case("s.category", CATEGORY_ZH), "text"),
-        _Col(COLUMN_HEADERS["severity"], _case("s.severity", SEVERITY_ZH), "text"),
-        _Col(COLUMN_HEADERS["subject_type"], _case("s.subject_type", SUBJECT_TYPE_ZH), "text"),
-        _Col(COLUMN_HEADERS["subject_id"], subject_id, "id"),
-        _Col(COLUMN_HEADERS["subject_name"], name, "text"),
-        _Col(COLUMN_HEADERS["region_code"], "s.region_code", "id"),
-        _Col(COLUMN_HEADERS["first_period"], "s.first_period", "id"),
-        _Col(COLUMN_HEADERS["last_period"], "s.last_period", "id"),
-        _Col(COLUMN_HEADERS["amount_at_risk"], f"s.amount_at_risk{money}", "money"),
-        _Col(COLUMN_HEADERS["reason"], reason, "text"),
-        _Col(COLUMN_HEADERS["status"], _case("s.status", STATUS_ZH), "text"),
-        _Col(OUTCOME_HEADERS["outcome"], _case("o.outcome", OUTCOME_LABELS), "text"),
-        _Col(OUTCOME_HEADERS["recovered_amount"], f"o.recovered_amount{money}", "money"),
-        _Col(OUTCOME_HEADERS["note"], "o.note", "text"),
-        _Col(OUTCOME_HEADERS["reviewer"], "o.reviewer", "text"),
-        _Col(OUTCOME_HEADERS["review_date"], "o.review_date", "date"),
-        _Col(COLUMN_HEADERS["evidence"], evidence, "text"),
-        _Col(COLUMN_HEADERS["run_id"], "s.run_id", "id"),
+        _Col(COLUMN_HEADERS["subject_id"], subject_id, "id", 19.5),
+        _Col(COLUMN_HEADERS["subject_name"], name, "text", 10),
+        _Col(COLUMN_HEADERS["region_code"], "s.region_code", "id", 7.5),
+        _Col(COLUMN_HEADERS["category"], _case("s.category", CATEGORY_ZH), "wrap", 9),
+        _Col(COLUMN_HEADERS["severity"], _case("s.severity", SEVERITY_ZH), "text", 4.5),
+        _Col(COLUMN_HEADERS["first_period"], "s.first_period", "id", 8),
+        _Col(COLUMN_HEADERS["last_period"], "s.last_period", "id", 8),
+        _Col(COLUMN_HEADERS["amount_at_risk"], f"s.amount_at_risk{money}", "money", 11),
+        _Col(COLUMN_HEADERS["reason"], reason, "wrap", 40),
+        _Col(COLUMN_HEADERS["status"], _case("s.status", STATUS_ZH), "wrap", 5),
+        _Col(OUTCOME_HEADERS["outcome"], _case("o.outcome", OUTCOME_LABELS), "text", 8.5),
+        _Col(OUTCOME_HEADERS["recovered_amount"], f"o.recovered_amount{money}", "money", 10),
+        _Col(OUTCOME_HEADERS["note"], "o.note", "wrap", 14),
+        _Col(OUTCOME_HEADERS["reviewer"], "o.reviewer", "text", 7),
+        _Col(OUTCOME_HEADERS["review_date"], "o.review_date", "date", 10),
+        _Col(COLUMN_HEADERS["evidence"], evidence, "evidence", 42),
+        _Col(COLUMN_HEADERS["rule_id"], "s.rule_id", "text", 14, hidden=True),
+        _Col(COLUMN_HEADERS["subject_type"], _case("s.subject_type", SUBJECT_TYPE_ZH), "text", 6, hidden=True),
+        _Col(COLUMN_HEADERS["run_id"], "s.run_id", "id", 20, hidden=True),
     ]
-    cols += [_Col(COLUMN_HEADERS.get(c, c), f's."{c}"', "int" if c == "rule_version" else "text") for c in extra]
+    cols += [_Col(COLUMN_HEADERS.get(c, c), f's."{c}"', "int" if c == "rule_version" else "text", 10, hidden=True)
+             for c in extra]
+    cols.append(_Col(KEY_HEADER, f"s.run_id || {sep} || s.rule_id || {sep} || {key_tail}", "id", 30, hidden=True))
     return cols
+
+
+def readable_evidence(text: str | None) -> str | None:
+    """The evidence JSON as short lines an auditor can read on paper: ``key: value``, lists of values
+    joined with 、, one line per record of a list of records (``k=v, k=v``). The JSON itself stays in
+    suspects.parquet and the CSV."""
+    if text is None:
+        return None
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return text
+    if not isinstance(data, dict):
+        return text
+
+    def flat(v) -> str:
+        if isinstance(v, dict):
+            return ", ".join(f"{k}={flat(x)}" for k, x in v.items())
+        if isinstance(v, list):
+            return "、".join(flat(x) for x in v)
+        if isinstance(v, bool):
+            return "是" if v else "否"
+        return "—" if v is None else str(v)
+
+    lines: list[str] = []
+    for key, value in data.items():
+        if isinstance(value, list) and value and all(isinstance(x, dict) for x in value):
+            lines.append(f"{key}:")
+            lines.extend(f"  · {flat(x)}" for x in value)
+        else:
+            lines.append(f"{key}: {flat(value)}")
+    return "\n".join(lines)
 
 
 @dataclass
@@ -164,18 +211,20 @@ class ExportResult:
 
 
 class _Source:
-    """An in-memory DuckDB over one run's suspects (view ``s``) and the current outcomes from the
-    case store (view ``o``)."""
+    """An in-memory DuckDB over one run's suspects (view ``s``; only ``region``'s when given) and
+    the current outcomes from the case store (view ``o``)."""
 
-    def __init__(self, run_dir: Path, store: CaseStore | None, notes: list[str]) -> None:
+    def __init__(self, run_dir: Path, store: CaseStore | None, notes: list[str], region: str | None = None) -> None:
         manifest = _manifest(run_dir)
         held = manifest.get("held_back") or {}
         self.as_of: str | None = (manifest.get("parameters") or {}).get("as_of")
         self.held_back: str | None = held.get("reason") if held.get("count") else None
         self.con = duckdb.connect()
         path = str(run_dir / publish.SUSPECTS_FILE)
-        self.con.execute("CREATE VIEW s AS SELECT *, row_number() OVER (ORDER BY rule_id, subject_id) AS _ordinal "
-                         f"FROM read_parquet({_lit(path)})")
+        # the ordinal (masked keys) is the position in the whole run, also in a region's workbook
+        where = f"WHERE region_code = {_lit(region)}" if region is not None else ""
+        self.con.execute("CREATE VIEW s AS SELECT * FROM (SELECT *, row_number() OVER (ORDER BY rule_id, subject_id) "
+                         f"AS _ordinal FROM read_parquet({_lit(path)})) {where}")
         self.columns = [r[0] for r in self.con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [path]).fetchall()]
         if store is not None:
             self.con.register("_current", store.current_outcomes())
@@ -186,11 +235,12 @@ class _Source:
                              "NULL::VARCHAR AS outcome, NULL::DECIMAL(18,2) AS recovered_amount, NULL::VARCHAR AS note, "
                              "NULL::VARCHAR AS reviewer, NULL::DATE AS review_date WHERE false")
 
-    def rows_sql(self, mask: bool, money_sql_type: str) -> tuple[list[_Col], str]:
+    def rows_sql(self, mask: bool, money_sql_type: str, csv_safe: bool = False) -> tuple[list[_Col], str]:
         spec = [c for c, _ in publish.SUSPECT_COLUMNS]
         extra = [c for c in self.columns if c not in spec and c != "_ordinal"]
         cols = _columns(extra, mask, money_sql_type)
-        select = ", ".join(f"{c.sql} AS c{i}" for i, c in enumerate(cols))
+        select = ", ".join(f"{_csv_safe(c.sql) if csv_safe and c.kind not in ('money', 'int', 'date') else c.sql} AS c{i}"
+                           for i, c in enumerate(cols))
         sql = (f"SELECT s.category AS _category, {select} FROM s LEFT JOIN o USING (rule_id, subject_id) "
                f"ORDER BY {_category_order('s.category')}, s.category, s.amount_at_risk DESC NULLS LAST, "
                "s.rule_id, s.subject_id")
@@ -211,134 +261,13 @@ class _Source:
         self.con.close()
 
 
-_SUMMARY_HEADERS = ["类别", "类别代码", "地区", "疑点数", "其中新增", "涉及金额(元)"]
-
-
 def _manifest(run_dir: Path) -> dict:
     path = run_dir / publish.MANIFEST_FILE
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
 
 
-def _sheet_name(label: str, used: set[str]) -> str:
-    base = "".join(ch for ch in label if ch not in "[]:*?/\\")[:28] or "sheet"
-    name, n = base, 2
-    while name in used:
-        name, n = f"{base} ({n})", n + 1
-    used.add(name)
-    return name
-
-
-_WIDTHS = {"id": 20, "text": 14, "money": 14, "int": 8, "date": 12}
-
-
-def _write_xlsx(src: _Source, out: Path, mask: bool, run_id: str, progress: Progress | None) -> dict[str, int]:
-    import xlsxwriter
-
-    cols, sql = src.rows_sql(mask, "DOUBLE")  # DECIMAL(18,2) → nearest double, as float(Decimal) gives
-    summary = src.summary()
-    total = int(summary.filter(pl.col("category_code").is_null())["hits"].sum() or 0)
-    wb = xlsxwriter.Workbook(str(out), {"constant_memory": True, "strings_to_numbers": False,
-                                        "strings_to_formulas": False, "strings_to_urls": False})
-    bold = wb.add_format({"bold": True, "bg_color": "#DDEBF7", "border": 1})
-    money = wb.add_format({"num_format": "#,##0.00"})
-    money_bold = wb.add_format({"num_format": "#,##0.00", "bold": True})
-    text = wb.add_format({"num_format": "@"})
-    day = wb.add_format({"num_format": "yyyy-mm-dd"})
-    used: set[str] = set()
-    # summary sheet
-    ws = wb.add_worksheet(_sheet_name("汇总", used))
-    ws.set_column(0, 0, 18), ws.set_column(1, 1, 26), ws.set_column(2, 5, 14)
-    info = [("批次号", run_id), ("数据截止日期", src.as_of or ""), ("导出时间", datetime.now().strftime("%Y-%m-%d %H:%M")),
-            ("脱敏", "是（身份证号仅显示前6位和后4位，姓名仅显示姓氏）" if mask else "否")]
-    if src.held_back:
-        info.append(("暂缓列出", src.held_back))
-    ws.write_string(0, 0, "疑点清单汇总", wb.add_format({"bold": True, "font_size": 14}))
-    for i, (k, v) in enumerate(info, start=1):
-        ws.write_string(i, 0, k, bold), ws.write_string(i, 1, str(v))
-    top = len(info) + 2
-    for j, h in enumerate(_SUMMARY_HEADERS):
-        ws.write_string(top, j, h, bold)
-    for i, row in enumerate(summary.iter_rows(), start=top + 1):
-        code, label, region, hits, new_hits, amount = row
-        strong = region in ("小计", "合计")
-        ws.write_string(i, 0, "全部" if code is None else label), ws.write_string(i, 1, code or "")
-        ws.write_string(i, 2, region), ws.write_number(i, 3, hits), ws.write_number(i, 4, new_hits)
-        ws.write_number(i, 5, float(amount), money_bold if strong else money)
-    # category sheets, streamed
-    per_category: dict[str, int] = {}
-    ws, row, current, written = None, 0, None, 0
-    outcome_col = next(i for i, c in enumerate(cols) if c.header == OUTCOME_HEADERS["outcome"])
-
-    def new_sheet(label: str):
-        sheet = wb.add_worksheet(_sheet_name(label, used))
-        for j, c in enumerate(cols):
-            width = 60 if c.header == COLUMN_HEADERS["reason"] else 46 if c.header == KEY_HEADER else _WIDTHS[c.kind]
-            sheet.set_column(j, j, width, text if c.kind == "id" else day if c.kind == "date" else None)
-            sheet.write_string(0, j, c.header, bold)
-        sheet.freeze_panes(1, 1)
-        sheet.data_validation(1, outcome_col, XLSX_MAX_ROWS, outcome_col, {
-            "validate": "list", "source": list(OUTCOME_LABELS.values()), "error_type": "warning",
-            "input_title": "处置结果", "input_message": "确认违规 / 经办差错 / 无问题 / 核查中"})
-        return sheet
-
-    def finish(sheet, rows: int) -> None:
-        if sheet is not None:
-            sheet.autofilter(0, 0, max(rows, 1), len(cols) - 1)
-
-    reader = src.con.sql(sql).to_arrow_reader(50_000)
-    for batch in reader:
-        category = batch.column(0).to_pylist()
-        values = [batch.column(i + 1).to_pylist() for i in range(len(cols))]
-        label_values = values[2]
-        for r in range(batch.num_rows):
-            if category[r] != current or row > XLSX_MAX_ROWS - 1:
-                finish(ws, row)
-                if category[r] != current:
-                    current = category[r]
-                    per_category[current] = 0
-                ws, row = new_sheet(label_values[r] or "(空)"), 0
-            row += 1
-            per_category[current] += 1
-            for j, c in enumerate(cols):
-                v = values[j][r]
-                if v is None:
-                    continue
-                if c.kind == "money":
-                    ws.write_number(row, j, v, money)
-                elif c.kind == "int":
-                    ws.write_number(row, j, v)
-                elif c.kind == "date":
-                    ws.write_datetime(row, j, datetime(v.year, v.month, v.day), day)
-                else:
-                    ws.write_string(row, j, str(v))
-        written += batch.num_rows
-        if progress:
-            progress(written, total)
-    finish(ws, row)
-    _write_instructions(wb.add_worksheet(_sheet_name("填写说明", used)), bold)
-    wb.close()
-    return per_category
-
-
-def _write_instructions(ws, bold) -> None:
-    lines = [
-        ("列", "填写方法"),
-        (OUTCOME_HEADERS["outcome"], "必填才会导入：确认违规 / 经办差错 / 无问题 / 核查中（也可填 confirmed_fraud / admin_error / no_issue / under_review）；留空的行不导入"),
-        (OUTCOME_HEADERS["recovered_amount"], "已追回金额，单位元，最多两位小数；无问题的疑点不得填写"),
-        (OUTCOME_HEADERS["note"], "处置情况说明"),
-        (OUTCOME_HEADERS["reviewer"], "复核人姓名，填写处置结果时必填"),
-        (OUTCOME_HEADERS["review_date"], "复核日期，如 2025-03-31；留空按导入当天"),
-        (KEY_HEADER, "疑点的唯一编号，请勿修改；导入时据此找到疑点"),
-        ("导入", "fraudwatch outcomes import 本文件.xlsx  —— 任何一行有误则整份文件不导入，并列出所有错误行"),
-        ("无问题", "结论为“无问题”的疑点，在事实未变化（涉及金额未增加、没有更晚的违规所属期）时，以后的批次不再列出"),
-    ]
-    ws.set_column(0, 0, 16), ws.set_column(1, 1, 110)
-    for i, (a, b) in enumerate(lines):
-        ws.write_string(i, 0, a, bold if i == 0 else None), ws.write_string(i, 1, b, bold if i == 0 else None)
-
-
 def _write_csv(src: _Source, out: Path, mask: bool, progress: Progress | None) -> tuple[dict[str, int], Path]:
-    cols, sql = src.rows_sql(mask, "VARCHAR")  # exact decimal text, e.g. 8466.00
+    cols, sql = src.rows_sql(mask, "VARCHAR", csv_safe=True)  # exact decimal text, e.g. 8466.00
     total = src.con.execute("SELECT count(*) FROM s").fetchall()[0][0]
     per_category: dict[str, int] = {}
     written = 0
@@ -370,20 +299,35 @@ def _write_csv(src: _Source, out: Path, mask: bool, progress: Progress | None) -
     return per_category, summary_path
 
 
+def refuse_overwrite(paths: list[Path], force: bool) -> None:
+    """An export never replaces a file (an auditor may have filled it in) unless ``force``."""
+    existing = [p for p in paths if p.exists()]
+    if existing and not force:
+        raise RunError("file exists: " + ", ".join(str(p) for p in existing), file=existing[0],
+                       hint="it may hold outcomes an auditor filled in: choose another --out, or pass --force to overwrite")
+
+
 def export_suspects(output: Path, out: Path, fmt: str = "xlsx", run: str = "latest", mask: bool = False,
-                    store: CaseStore | None = None, progress: Progress | None = None) -> ExportResult:
+                    store: CaseStore | None = None, progress: Progress | None = None, force: bool = False,
+                    region: str | None = None, scope: "Scope | None" = None) -> ExportResult:
     """Export a run's suspects (``run`` = ``latest`` or a run id under ``output``) to ``out``.
 
     ``fmt`` is ``xlsx`` or ``csv``; ``mask`` masks person IDs and names (firms stay readable);
     ``store`` (default: the case store of ``output``) supplies current outcomes to pre-fill.
-    ``progress(rows_written, total)`` is called after each batch.
+    ``progress(rows_written, total)`` is called after each batch. An existing file is an error
+    unless ``force``. ``region`` keeps only that region's suspects; ``scope`` (XLSX) marks the
+    workbook as sent to a region (see :func:`pipelines.dispatch.export_by_region`).
     """
+    from pipelines import export_xlsx
+
     if fmt not in ("xlsx", "csv"):
         raise RunError(f"unknown export format {fmt!r}", hint="use --format xlsx or --format csv")
     run_dir = publish.resolve_run(Path(output), run)
     out = Path(out)
     if out.suffix.lower() != f".{fmt}":
         out = out.with_name(out.name + f".{fmt}")
+    final_summary = out.with_name(out.stem + ".summary.csv")
+    refuse_overwrite([out, final_summary] if fmt == "csv" else [out], force)
     out.parent.mkdir(parents=True, exist_ok=True)
     notes: list[str] = []
     own = store is None
@@ -391,7 +335,7 @@ def export_suspects(output: Path, out: Path, fmt: str = "xlsx", run: str = "late
         store = open_store(Path(output))
     try:
         notes.extend(store.notes)
-        src = _Source(run_dir, store, notes)
+        src = _Source(run_dir, store, notes, region=region)
     finally:
         if own:
             store.close()
@@ -400,11 +344,10 @@ def export_suspects(output: Path, out: Path, fmt: str = "xlsx", run: str = "late
         prefilled = src.con.execute("SELECT count(*) FROM s JOIN o USING (rule_id, subject_id)").fetchall()[0][0]
         rows = src.con.execute("SELECT count(*) FROM s").fetchall()[0][0]
         if fmt == "xlsx":
-            per_category = _write_xlsx(src, tmp, mask, run_dir.name, progress)
+            per_category = export_xlsx.write_xlsx(src, tmp, mask, run_dir.name, progress, scope, max_rows=XLSX_MAX_ROWS)
             files = [out]
         else:
             per_category, summary_path = _write_csv(src, tmp, mask, progress)
-            final_summary = out.with_name(out.stem + ".summary.csv")
             summary_path.replace(final_summary)
             files = [out, final_summary]
         tmp.replace(out)

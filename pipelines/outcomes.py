@@ -188,6 +188,11 @@ def _fmt(template: str, *values: pl.Expr) -> pl.Expr:
     return pl.concat_str(parts)
 
 
+def _unneutralised(text: pl.Expr) -> pl.Expr:
+    """Text without the leading ``'`` the CSV export adds before ``= + - @`` (a formula start)."""
+    return pl.when(text.str.contains(r"^'[=+\-@\t\r]")).then(text.str.slice(1)).otherwise(text)
+
+
 def _checked(rows: pl.DataFrame, excel_serial: bool, today: date) -> pl.DataFrame:
     """Parse the text fields (vectorised, with the package's normalisers) and list each row's problems."""
     parts = clean(pl.col("key")).str.split(KEY_SEPARATOR)
@@ -208,8 +213,8 @@ def _checked(rows: pl.DataFrame, excel_serial: bool, today: date) -> pl.DataFram
         recovered_given=is_present(pl.col("recovered_amount")),
         day=parse_date(pl.col("review_date"), excel_serial=excel_serial),
         day_given=is_present(pl.col("review_date")),
-        note_text=clean(pl.col("note")),
-        reviewer_text=clean(pl.col("reviewer")),
+        note_text=_unneutralised(clean(pl.col("note"))),
+        reviewer_text=_unneutralised(clean(pl.col("reviewer"))),
     )
     df = df.with_columns(key_ok=pl.col("key_ok").fill_null(False)
                          & (pl.col("key_subject").is_not_null() | pl.col("ordinal").is_not_null()))

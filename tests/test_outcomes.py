@@ -201,11 +201,11 @@ def test_report_per_rule(out, con):
                 manifest={"held_back": {"count": 1, "per_rule": {"paid_after_death": 1}, "reason": "x"}})
     report = {r["rule_id"]: r for r in ledger.outcome_report(con, out).iter_rows(named=True)}
     pad = report["paid_after_death"]
-    assert (pad["hits"], pad["open"], pad["reviewed"], pad["confirmed_fraud"], pad["no_issue"]) == (1, 0, 2, 1, 1)
-    assert pad["confirmed_rate_pct"] == 50.0 and pad["recovered"] == Decimal("7000.00") and pad["held_back"] == 1
+    assert (pad["hits"], pad["open"], pad["answered"], pad["confirmed_fraud"], pad["no_issue"]) == (1, 0, 2, 1, 1)
+    assert pad["precision_pct"] == 50.0 and pad["recovered"] == Decimal("7000.00") and pad["held_back"] == 1
     assert pad["amount_at_risk"] == Decimal("7500.00")
     rr = report["refund_retained"]
-    assert (rr["hits"], rr["open"], rr["reviewed"], rr["under_review"], rr["confirmed_rate_pct"]) == (1, 1, 0, 1, None)
+    assert (rr["hits"], rr["open"], rr["answered"], rr["under_review"], rr["precision_pct"]) == (1, 1, 0, 1, None)
 
 
 def test_cli_outcomes_import_set_report(out, tmp_path, store_url, monkeypatch):
@@ -227,6 +227,6 @@ def test_cli_outcomes_import_set_report(out, tmp_path, store_url, monkeypatch):
     assert result.exit_code == 0, result.output
     result = runner.invoke(app, ["outcomes", "report", "--output", str(out), "--csv", str(tmp_path / "r.csv")])
     assert result.exit_code == 0, result.output
-    assert "outcomes per rule" in result.output
+    assert "savings ledger per rule" in result.output
     text = (tmp_path / "r.csv").read_text(encoding="utf-8-sig")
-    assert "refund_retained,1,5000.00,0,1,0,1,0,0,0.0,12.50,0" in text
+    assert "refund_retained,1,5000.00,0,1,0,1,0,0,100.0,5000.00,0.00,12.50,0" in text
