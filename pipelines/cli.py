@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from pipelines.errors import FraudwatchError
+from pipelines.textsafe import literal
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Find benefit fraud by cross-checking registries.")
 rules_app = typer.Typer(no_args_is_help=True, help="List, lint and test the YAML rules.")
@@ -28,7 +29,8 @@ class Format(str, Enum):
 
 
 def _fail(exc: FraudwatchError) -> None:
-    err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True)
+    # The message may hold text from a file: printed literally (no markup, no emoji, controls visible).
+    err.print(literal("error: ", "bold red") + literal(exc), highlight=False, soft_wrap=True)
     raise typer.Exit(2)
 
 
@@ -52,6 +54,8 @@ def run(
     category: list[str] = typer.Option([], "--category", help="Only rules of these categories (repeatable)."),
     param: list[str] = typer.Option([], "--param", help="Override a rule parameter: RULE_ID.PARAM=VALUE."),
     memory_limit: Optional[str] = typer.Option(None, help="DuckDB memory limit, e.g. 16GB."),
+    limit: list[str] = typer.Option([], "--limit", help="Override a resource limit: NAME=VALUE, e.g. "
+                                    "rule_time_limit_seconds=120 (names and defaults: pipelines/limits.py)."),
     prefect: bool = typer.Option(True, "--prefect/--no-prefect", help="Run as a Prefect flow (temporary local server) or as plain functions."),
     job: str = typer.Option("adhoc", "--job", help="Job name: each job keeps its own run history and latest."),
     wait: bool = typer.Option(True, "--wait/--no-wait", help="If another run holds the output folder: wait for it, or fail at once."),
@@ -70,16 +74,20 @@ def run(
         err.print(f"waiting up to {timeout:g} s for the run lock of {output}: held by {who}", highlight=False)
 
     try:
+        from pipelines.limits import DEFAULT as DEFAULT_LIMITS, parse_cli
         from pipelines.runlock import run_lock
 
+        limit_overrides = parse_cli(limit)
+        DEFAULT_LIMITS.with_overrides(limit_overrides)  # a bad name or value fails here, before Prefect
         with run_lock(output, job, timeout, waiting):
-            _run(input, output, reference, rules, category, params, memory_limit, prefect, job, timeout)
+            _run(input, output, reference, rules, category, params, memory_limit, prefect, job, timeout,
+                 limit_overrides)
     except FraudwatchError as exc:
         _fail(exc)
 
 
 def _run(input: Path, output: Path, reference: date, rules: list[str], category: list[str], params: dict,
-         memory_limit: str | None, prefect: bool, job: str, timeout: float) -> None:
+         memory_limit: str | None, prefect: bool, job: str, timeout: float, limits: dict[str, str]) -> None:
     """The run itself, once the run lock is held (the flow or the stage functions take it again, re-entrantly)."""
     if prefect:
         os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
@@ -87,18 +95,19 @@ def _run(input: Path, output: Path, reference: date, rules: list[str], category:
 
         state = audit_flow(input=str(input), output=str(output), as_of=reference, rules=list(rules),
                            categories=list(category), parameters=params, memory_limit=memory_limit,
-                           job=job, wait_timeout=timeout, return_state=True)
+                           job=job, wait_timeout=timeout, limits=limits, return_state=True)
         if not state.is_completed():
             state.result()  # re-raises the flow's error
         from pipelines.publish import resolve_run
         _print_run(resolve_run(output, "latest"))
     else:
+        from pipelines.limits import DEFAULT as DEFAULT_LIMITS
         from pipelines.pipeline import RunConfig
         from pipelines.stages import run_pipeline
 
         config = RunConfig(input=input, output=output, as_of=reference, rule_ids=tuple(rules),
                            categories=tuple(category), parameters=params, memory_limit=memory_limit,
-                           job=job, wait_timeout=timeout)
+                           job=job, wait_timeout=timeout, limits=DEFAULT_LIMITS.with_overrides(limits))
         with console.status("starting") as status:
             summary = run_pipeline(config, progress=lambda stage: status.update(f"{stage} …"))
         _print_run(summary.run_dir)
@@ -128,7 +137,7 @@ def _print_run(run_dir: Path) -> None:
         console.print("great-expectations suite not successful (ge_success: false) for: "
                       + ", ".join(report.ge_unsuccessful), style="yellow", highlight=False, markup=False, soft_wrap=True)
     for warning in report.warnings:
-        console.print(f"validation warning: {warning}", style="yellow", highlight=False, markup=False, soft_wrap=True)
+        console.print(literal(f"validation warning: {warning}", "yellow"), highlight=False, soft_wrap=True)
     output = report.output
     console.print(f"warehouse:          {output / 'warehouse.duckdb'}", highlight=False, markup=False, soft_wrap=True)
     console.print(f"suspects:           {run_dir / 'suspects.parquet'}", highlight=False, markup=False, soft_wrap=True)
@@ -139,7 +148,7 @@ def _print_run(run_dir: Path) -> None:
                   highlight=False, markup=False, soft_wrap=True)
     console.print(f"latest:             {output / 'latest'} -> {run_dir.name}", highlight=False, markup=False, soft_wrap=True)
     for note in report.notes:
-        console.print(f"note: {note}", highlight=False, markup=False, soft_wrap=True)
+        console.print(literal(f"note: {note}"), highlight=False, soft_wrap=True)  # data-derived text: no emoji, controls visible
 
 
 @app.command()
@@ -191,7 +200,7 @@ def rules_lint(rules_dir: Optional[Path] = typer.Option(None, help="Rules folder
         _fail(exc)
     problems = lint_rules(rules)
     for problem in problems:
-        err.print(f"[red]✗[/] {problem}", highlight=False)
+        err.print(literal("✗ ", "red") + literal(problem), highlight=False)
     if problems:
         raise typer.Exit(1)
     console.print(f"[green]✓[/] {len(rules)} rules OK")
@@ -221,7 +230,7 @@ def rules_test(
             mark = "[green]✓[/]" if result.passed else "[red]✗[/]"
             console.print(f"{mark} {rule.id} :: {result.case}", highlight=False)
             for problem in result.problems:
-                console.print(f"    {problem}", highlight=False)
+                console.print(literal(f"    {problem}"), highlight=False)
             failed += not result.passed
     if failed:
         err.print(f"{failed} case(s) failed")

@@ -16,6 +16,7 @@ from prefect.artifacts import create_link_artifact, create_markdown_artifact, cr
 from prefect.cache_policies import NO_CACHE
 
 from pipelines import after_run, stages
+from pipelines.limits import DEFAULT as DEFAULT_LIMITS
 from pipelines.pipeline import RunConfig, fail_run, prepare_run, run_stage
 from pipelines.report import load_report, summary_markdown, summary_rows
 from pipelines.runlock import DEFAULT_WAIT_SECONDS, run_lock
@@ -65,12 +66,14 @@ def audit_flow(
     memory_limit: str | None = None,
     job: str = "adhoc",
     wait_timeout: float = DEFAULT_WAIT_SECONDS,
+    limits: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """ingest → validate → load → link → detect → publish; publishes a hit table, a summary and a link as artifacts."""
     config = RunConfig(
         input=Path(input), output=Path(output), as_of=as_of or date.today(),
         rule_ids=tuple(rules or ()), categories=tuple(categories or ()),
         parameters=parameters or {}, memory_limit=memory_limit, job=job, wait_timeout=wait_timeout,
+        limits=DEFAULT_LIMITS.with_overrides(limits or {}),
     )
     logger = get_run_logger()
 

@@ -18,6 +18,8 @@ import polars as pl
 
 from pipelines.contracts import Contract, header_key
 from pipelines.errors import ExtractError
+from pipelines.guards.landing import check_landing
+from pipelines.textsafe import visible, visible_expr
 from pipelines.normalize import normalize_column, output_schema
 from pipelines.readers import OVERFLOW, RawFile, hash_and_detect, read_csv_file, read_parquet_file, read_xlsx_file, \
     transcode_gb18030
@@ -109,6 +111,7 @@ def discover_extracts(landing: Path, contracts: dict[str, Contract]) -> Discover
     landing = Path(landing)
     if not landing.is_dir():
         raise ExtractError("landing folder not found", file=landing, hint="pass the folder holding the extract files")
+    check_landing(landing, _ignorable)
     found = Discovered()
     found.unrecognised = []
     names = list(contracts)
@@ -164,9 +167,13 @@ def _map_headers(contract: Contract, headers: list[str], display: str) -> tuple[
     for col in contract.required:
         if col.name not in mapped:
             accepted = ", ".join(repr(a) for a in [col.name, *col.aliases])
+            # Headers are quoted only when the first row is a header row: otherwise it is data.
+            shown = ", ".join(f"'{visible(h)}'" for h in headers)
+            found = (f"found headers: {shown}" if mapped else
+                     f"none of the {len(headers)} values in row 1 is a known column name: is the header row missing?")
             raise ExtractError(
                 f"required column {col.name!r} is missing", file=display,
-                hint=f"add a column headed one of {accepted}; found headers: {', '.join(map(repr, headers))}",
+                hint=f"add a column headed one of {accepted}; {found}",
             )
     return mapped, extras
 
@@ -269,6 +276,12 @@ def _count(path: Path) -> int:
     return int(pl.scan_parquet(path).select(pl.len()).collect().item())
 
 
+def _visible_controls(frame: pl.LazyFrame) -> pl.LazyFrame:
+    """Control characters in values (ESC, NUL, BEL …) are stored as visible escapes, never raw."""
+    text = [c for c, t in frame.collect_schema().items() if t == pl.String]
+    return frame.with_columns(visible_expr(pl.col(text))) if text else frame
+
+
 def _safe_name(source_file: str) -> str:
     return re.sub(r"[^0-9A-Za-z._-]+", "_", source_file.replace("/", "__"))
 
@@ -305,6 +318,7 @@ def ingest_file(contract: Contract, path: Path, landing: Path, out_dir: Path, in
             raw, encoding = read_xlsx_file(path, display), "xlsx"
         else:
             raw, encoding = read_parquet_file(path, contract, display), "parquet"
+        raw = RawFile(_visible_controls(raw.frame), [visible(h) for h in raw.headers], raw.excel)
         clean, quarantine = _plan(contract, raw, display, source_file, sha256)
         try:
             pl.collect_all(

@@ -199,6 +199,8 @@ def render_person(facts: PersonFacts, console) -> None:
     """Print the facts with rich: identity, links, payments by month, death, prison, household, hits, outcomes."""
     from rich.table import Table
 
+    from pipelines.textsafe import literal
+
     def table(title: str, frame: pl.DataFrame, columns: list[str], money: tuple[str, ...] = ()) -> None:
         if frame.height == 0:
             console.print(f"[bold]{title}[/]: none")
@@ -207,21 +209,23 @@ def render_person(facts: PersonFacts, console) -> None:
         for c in columns:
             t.add_column(c, justify="right" if c in money else "left")
         for row in frame.select(columns).iter_rows(named=True):
-            t.add_row(*[_money(row[c]) if c in money else ("" if row[c] is None else str(row[c])) for c in columns])
+            # values from data are shown literally: no markup, control characters visible
+            t.add_row(*[literal(_money(row[c]) if c in money else row[c], newlines=False) for c in columns])
         console.print(t)
 
-    status = "valid" if facts.valid else "[red]invalid checksum/birth date[/]"
-    header = f"[bold]{facts.person_id}[/] ({status})"
+    header = literal(facts.person_id, "bold") + " ("
+    header += literal("valid") if facts.valid else literal("invalid checksum/birth date", "red")
+    header += ")"
     if facts.query.strip().upper() != facts.person_id:
-        header += f"  [dim]typed as {facts.query.strip()}[/]"
+        header += literal(f"  typed as {facts.query.strip()}", "dim")
     if facts.birth_date:
-        header += f"  born {facts.birth_date}  {facts.gender or ''}"
+        header += literal(f"  born {facts.birth_date}  {facts.gender or ''}")
     console.print(header)
     if not facts.found:
         console.print("no registry rows, rule hits or outcomes for this ID", style="yellow")
         return
     names = ", ".join(f"{n} ({s})" for s, n, _ in facts.names.iter_rows())
-    console.print(f"names: {names or '—'}")
+    console.print(literal(f"names: {names or '—'}", newlines=False))
     if facts.links is None:
         console.print("[bold]linked identities[/]: none (identity linking has not run: no person_links table)")
     else:
@@ -229,7 +233,7 @@ def render_person(facts: PersonFacts, console) -> None:
         table("linked identities", facts.links, [c for c in wanted if c in facts.links.columns])
     if facts.cluster is not None and facts.cluster.height and "canonical_id" in facts.cluster.columns:
         row = facts.cluster.row(0, named=True)
-        console.print(f"identity cluster: canonical ID {row['canonical_id']}, {row.get('cluster_size', '?')} IDs")
+        console.print(literal(f"identity cluster: canonical ID {row['canonical_id']}, {row.get('cluster_size', '?')} IDs"))
     if facts.death_date:
         console.print(f"[bold red]died {facts.death_date}[/]")
     by_month = facts.payments_by_month.with_columns(

@@ -16,7 +16,8 @@ from typing import Any, Callable
 
 from pipelines.contracts import DEFAULT_CONTRACTS_DIR, Contract, load_contracts
 from pipelines.errors import ExtractError, RunError
-from pipelines import publish
+from pipelines import limits, publish
+from pipelines.limits import DEFAULT as DEFAULT_LIMITS, Limits
 from pipelines.runlock import DEFAULT_WAIT_SECONDS
 
 DEFAULT_RULES_DIR = Path(__file__).resolve().parent.parent / "rules"
@@ -40,6 +41,7 @@ class RunConfig:
     threads: int | None = None
     job: str = "adhoc"
     wait_timeout: float = DEFAULT_WAIT_SECONDS
+    limits: Limits = DEFAULT_LIMITS  # bounds on the work inputs and rules may cause (pipelines/limits.py)
 
     @property
     def warehouse_path(self) -> Path:
@@ -100,7 +102,7 @@ def prepare_run(config: RunConfig) -> RunContext:
 
 def run_stage(ctx: RunContext, name: str, fn: Callable[..., Any], *args: Any, progress: Progress | None = None) -> Any:
     """Run one stage function, recording its wall time and the peak memory after it."""
-    with _Stage(ctx, name, progress):
+    with _Stage(ctx, name, progress), limits.using(ctx.config.limits):
         return fn(ctx, *args)
 
 

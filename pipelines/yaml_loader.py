@@ -10,6 +10,8 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from pipelines.errors import ConfigError
+from pipelines.guards.yaml_shape import check_depth, check_expansion, check_size
+from pipelines.limits import current as current_limits
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -60,14 +62,26 @@ _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _constr
 def load_yaml(path: str | Path, error: type[ConfigError] = ConfigError) -> Any:
     """Load one YAML document; duplicate keys and syntax errors raise ``error`` naming the line."""
     path = Path(path)
+    limits = current_limits()
     try:
+        check_size(path, path.stat().st_size, limits, error)
         text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise error(f"cannot read file: {exc}", file=path) from exc
+    except OSError as exc:
+        raise error(f"cannot read file: {exc.strerror or exc}", file=path) from None
+    except UnicodeDecodeError as exc:
+        raise error(f"the file is not UTF-8 text (bad byte at offset {exc.start})", file=path) from None
+    check_depth(text, path, _Loader, limits, error)
     loader = _Loader(text)
     loader.name = str(path)
     try:
-        return loader.get_single_data()
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        check_expansion(node, path, limits, error)
+        return loader.construct_document(node)
+    except RecursionError:
+        raise error("the document is nested too deeply to read", file=path,
+                    hint="rules and contracts need a few levels; flatten the structure") from None
     except ConfigError as exc:
         raise error(exc.message, file=path, line=exc.line, hint=exc.hint) from None
     except yaml.MarkedYAMLError as exc:

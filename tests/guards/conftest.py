@@ -1,0 +1,1 @@
+"""Fixtures for the hostile-input tests (helpers live in hostile.py)."""
