@@ -80,10 +80,12 @@ class Limits(BaseModel):
     yaml_max_nodes: int = Field(200_000, gt=0, description="values after alias expansion (billion laughs)")
     # Rules: each runs under both; a rule YAML may set its own (`limits:`), a run overrides all.
     rule_time_limit_seconds: float = Field(600.0, gt=0, description="wall time of one rule")
-    rule_memory_limit_bytes: int = Field(4 * GiB, gt=0, description="DuckDB memory of one rule")
+    rule_memory_limit_bytes: int = Field(4 * GiB, gt=0, description="DuckDB memory of one rule, and of its result")
+    rule_spill_limit_bytes: int = Field(50 * GiB, gt=0, description="what one rule may spill to disk")
 
     @field_validator("xlsx_max_uncompressed_bytes", "csv_max_field_bytes", "csv_max_line_bytes",
-                     "parquet_max_row_group_bytes", "yaml_max_bytes", "rule_memory_limit_bytes", mode="before")
+                     "parquet_max_row_group_bytes", "yaml_max_bytes", "rule_memory_limit_bytes",
+                     "rule_spill_limit_bytes", mode="before")
     @classmethod
     def _size(cls, value: Any) -> int:
         return parse_bytes(value)

@@ -43,6 +43,14 @@ class QueryError(FraudwatchError):
     """The engine refused or failed a statement (bad SQL, missing relation, out of memory...)."""
 
 
+class QueryLimitExceeded(QueryError):
+    """A query ran past its time limit or memory cap (``which`` is 'time', 'memory' or 'spill') and was stopped."""
+
+    def __init__(self, which: str, message: str) -> None:
+        super().__init__(message)
+        self.which = which
+
+
 class Engine(ABC):
     """One session of one backend. Use as a context manager; :meth:`close` releases everything."""
 
@@ -52,6 +60,13 @@ class Engine(ABC):
     @abstractmethod
     def query(self, sql: str, params: Params = None) -> pa.Table:
         """Run one SELECT (``$name`` parameters bound from ``params``); return its rows as Arrow."""
+
+    def query_limited(self, sql: str, params: Params = None, *, seconds: float, memory_bytes: int,
+                      spill_bytes: int) -> pa.Table:
+        """:meth:`query` stopped after ``seconds``, or when it needs more than ``memory_bytes`` of memory
+        (the result included) or ``spill_bytes`` of disk: raises :class:`QueryLimitExceeded`.
+        Engines that cannot bound a query run it unbounded."""
+        return self.query(sql, params)
 
     @abstractmethod
     def execute(self, sql: str, params: Params = None) -> None:

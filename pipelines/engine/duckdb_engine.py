@@ -8,6 +8,8 @@ copied), or a database file when ``database`` is given. ``memory_limit``/``temp_
 from __future__ import annotations
 
 import os
+import re
+import threading
 import uuid
 from pathlib import Path
 from typing import Sequence
@@ -15,7 +17,7 @@ from typing import Sequence
 import duckdb
 import pyarrow as pa
 
-from pipelines.engine.base import Engine, Params, QueryError, Source
+from pipelines.engine.base import Engine, Params, QueryError, QueryLimitExceeded, Source
 from pipelines.engine.dialects import DUCKDB
 
 DUCKDB_VERSION = duckdb.__version__
@@ -73,6 +75,42 @@ class DuckDBEngine(Engine):
             return relation.to_arrow_table() if relation is not None else pa.table({})
         except duckdb.Error as exc:
             raise QueryError(_message(exc)) from None
+
+    def query_limited(self, sql: str, params: Params = None, *, seconds: float, memory_bytes: int,
+                      spill_bytes: int) -> pa.Table:
+        """DuckDB's memory_limit and max_temp_directory_size for this query (never above the session's
+        memory_limit), a timer that interrupts it, and its Arrow result held to the same memory cap."""
+        current = self._con.execute("SELECT current_setting('memory_limit'), current_setting('max_temp_directory_size')").fetchone()
+        memory = min(memory_bytes, _bytes(current[0]))
+        timer = threading.Timer(seconds, self._con.interrupt)
+        timer.daemon = True
+        try:
+            self._con.execute(f"SET memory_limit = '{memory}b'")
+            self._con.execute(f"SET max_temp_directory_size = '{spill_bytes}b'")
+            timer.start()
+            reader = self._con.sql(sql, params=dict(params) if params else None).to_arrow_reader(64 * 1024)
+            batches, held = [], 0
+            for batch in reader:
+                held += batch.nbytes
+                if held > memory:
+                    raise QueryLimitExceeded("memory", f"its result alone exceeds {memory} bytes")
+                batches.append(batch)
+            return pa.Table.from_batches(batches, schema=reader.schema)
+        except duckdb.InterruptException:
+            raise QueryLimitExceeded("time", f"stopped after {seconds:g} s") from None
+        except duckdb.OutOfMemoryException as exc:
+            raise QueryLimitExceeded("memory", _message(exc)) from None
+        except duckdb.Error as exc:
+            if "max_temp_directory_size" in str(exc):
+                raise QueryLimitExceeded("spill", _message(exc)) from None
+            raise QueryError(_message(exc)) from None
+        finally:
+            timer.cancel()
+            for name, value in zip(("memory_limit", "max_temp_directory_size"), current):
+                try:
+                    self._con.execute(f"SET {name} = '{value}'")
+                except duckdb.Error:  # pragma: no cover - an interrupted connection may refuse once
+                    pass
 
     def execute(self, sql: str, params: Params = None) -> None:
         self._run(sql, params)
@@ -146,3 +184,15 @@ class DuckDBEngine(Engine):
 
 def _message(exc: Exception) -> str:
     return str(exc).strip()
+
+
+_UNITS = {"B": 1, "KIB": 1024, "MIB": 1024**2, "GIB": 1024**3, "TIB": 1024**4, "KB": 1000, "MB": 1000**2,
+          "GB": 1000**3, "TB": 1000**4}
+
+
+def _bytes(shown: str) -> int:
+    """DuckDB's shown size ('18.8 GiB') as bytes; unbounded for anything else ('90% of available disk space')."""
+    match = re.fullmatch(r"\s*([\d.]+)\s*([A-Za-z]+)\s*", shown or "")
+    if not match or match.group(2).upper() not in _UNITS:
+        return 1 << 62
+    return int(float(match.group(1)) * _UNITS[match.group(2).upper()])

@@ -42,6 +42,8 @@ The file format (``rules/<id>.yaml``; the file name must be the id)::
           - {subject_id: '110101195003150013', amount_at_risk: '2707.80',
              first_period: 2024-04, last_period: 2024-04, region_code: '110101',
              reason_contains: ['合计2,707.80元']}
+    limits: {time_seconds: 1800, memory: 8GB}    # optional: this rule's own time limit and memory cap
+                                                 # (defaults and per-run overrides: pipelines/limits.py)
 """
 
 from __future__ import annotations
@@ -181,6 +183,20 @@ class Case(_Strict):
         return self
 
 
+class RuleLimits(_Strict):
+    """A rule's own time limit and memory cap (defaults: the run's, see ``pipelines/limits.py``)."""
+
+    time_seconds: float | None = Field(default=None, gt=0)
+    memory: int | None = Field(default=None, gt=0, description="bytes, or text like '8GB'")
+
+    @field_validator("memory", mode="before")
+    @classmethod
+    def _bytes(cls, value: Any) -> Any:
+        from pipelines.limits import parse_bytes
+
+        return None if value is None else parse_bytes(value)
+
+
 class Rule(_Strict):
     """A detection rule (one YAML file)."""
 
@@ -201,6 +217,7 @@ class Rule(_Strict):
     query: str = Field(min_length=1)
     reason: str = Field(min_length=1)
     tests: list[Case] = Field(min_length=1)
+    limits: RuleLimits | None = None
 
     # Where the rule came from, for error messages (set by the loader).
     _path: Path | None = PrivateAttr(default=None)
