@@ -18,6 +18,7 @@ import polars as pl
 
 from pipelines.contracts import Contract, header_key
 from pipelines.errors import ExtractError
+from pipelines.guards.csv_shape import read_failure
 from pipelines.guards.landing import check_landing
 from pipelines.textsafe import visible, visible_expr
 from pipelines.normalize import normalize_column, output_schema
@@ -327,9 +328,8 @@ def ingest_file(contract: Contract, path: Path, landing: Path, out_dir: Path, in
                  quarantine.sink_parquet(quarantine_path, lazy=True)],
                 engine="streaming",
             )
-        except pl.exceptions.PolarsError as exc:
-            raise ExtractError(f"cannot read the file: {exc}", file=display,
-                               hint="check that it is a well-formed CSV/XLSX/Parquet export") from None
+        except pl.exceptions.PolarsError as exc:  # its message quotes rows: never shown
+            raise read_failure(exc, display, source if fmt == "csv" else None) from None
     finally:
         transcoded.unlink(missing_ok=True)
     rows_clean, rows_quarantined = _count(staged_path), _count(quarantine_path)

@@ -66,7 +66,7 @@ class Limits(BaseModel):
     xlsx_max_uncompressed_bytes: int = Field(1 * GiB, gt=0, description="all members of the workbook zip, decompressed")
     xlsx_max_compression_ratio: float = Field(200.0, gt=1, description="decompressed / compressed, per member")
     xlsx_max_rows: int = Field(1_048_576, gt=0, description="rows of the sheet read (Excel's own maximum)")
-    xlsx_max_cells: int = Field(60_000_000, gt=0, description="last row × last column of the sheet (the reader holds a dense grid)")
+    xlsx_max_cells: int = Field(30_000_000, gt=0, description="last row × last column of the sheet (the reader holds a dense grid)")
     # CSV: checked while the file is hashed, before it is parsed.
     csv_max_field_bytes: int = Field(1 * MiB, gt=0, description="one field, quotes included")
     csv_max_line_bytes: int = Field(16 * MiB, gt=0, description="one record (line), quoted line breaks included")
@@ -109,21 +109,26 @@ class Limits(BaseModel):
 
 
 DEFAULT = Limits()
-_current: ContextVar[Limits] = ContextVar("fraudwatch_limits", default=DEFAULT)
+_current: ContextVar[Limits | None] = ContextVar("fraudwatch_limits", default=None)
+_process: list[Limits] = [DEFAULT]  # for worker threads, which do not inherit context variables
 
 
 def current() -> Limits:
     """The limits in force (the run's while one of its stages runs, else the defaults)."""
-    return _current.get()
+    return _current.get() or _process[-1]
 
 
 @contextmanager
 def using(limits: Limits | None) -> Iterator[Limits]:
-    """Make ``limits`` the ones in force inside the block."""
-    token = _current.set(limits or DEFAULT)
+    """Make ``limits`` the ones in force inside the block (and in threads it starts)."""
+    limits = limits or DEFAULT
+    token = _current.set(limits)
+    _process.append(limits)
+    depth = len(_process) - 1
     try:
-        yield current()
+        yield limits
     finally:
+        del _process[depth:]
         _current.reset(token)
 
 

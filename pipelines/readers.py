@@ -17,6 +17,9 @@ import pyarrow as pa
 
 from pipelines.contracts import Contract, ValueType, header_key
 from pipelines.errors import ExtractError
+from pipelines.guards.csv_shape import CsvShape
+from pipelines.guards.workbook import check_parquet, check_xlsx
+from pipelines.limits import current as current_limits
 
 _CHUNK = 16 * 1024 * 1024
 OVERFLOW = "_overflow"
@@ -108,6 +111,7 @@ def hash_and_detect(path: Path, display: str, text: bool = True) -> tuple[str, i
     into mojibake, so it is refused instead.
     """
     digest = hashlib.sha256()
+    shape = CsvShape(display, current_limits()) if text else None  # field/line limits, before parsing
     scan = _Utf8Scan()
     utf8 = text
     size = 0
@@ -117,6 +121,8 @@ def hash_and_detect(path: Path, display: str, text: bool = True) -> tuple[str, i
         while chunk := fh.read(_CHUNK):
             first += chunk[: 3 - len(first)]
             digest.update(chunk)
+            if shape:
+                shape.feed(chunk)
             size += len(chunk)
             if utf8:
                 bad = scan.feed(chunk)
@@ -184,6 +190,8 @@ def read_csv_file(path: Path, display: str) -> RawFile:
 def read_xlsx_file(path: Path, display: str) -> RawFile:
     import fastexcel
 
+    check_xlsx(path, display, current_limits())  # sizes, ratios, rows and cells, before the reader
+
     try:
         sheet = fastexcel.read_excel(path).load_sheet(0, header_row=0, dtypes="string")
         data = sheet.to_polars()
@@ -215,6 +223,7 @@ def _xlsx_header_row(path: Path) -> int:
 
 
 def read_parquet_file(path: Path, contract: Contract, display: str) -> RawFile:
+    check_parquet(path, display, current_limits())  # rows, columns, row-group sizes from the footer
     try:
         schema = pl.scan_parquet(path).collect_schema()
     except Exception as exc:  # polars raises several error types for corrupt files
