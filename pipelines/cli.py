@@ -16,7 +16,24 @@ from rich.table import Table
 from pipelines.errors import FraudwatchError
 from pipelines.textsafe import literal
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="Find benefit fraud by cross-checking registries.")
+class _App(typer.Typer):
+    """The CLI; an operating-system failure (disk full, read-only folder, permission denied, a vanished
+    file) that escapes a command ends with a message saying what happened and what to do, exit code 2."""
+
+    def __call__(self, *args, **kwargs):
+        try:
+            return super().__call__(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - only OS failures are converted; the rest is re-raised
+            from pipelines.guards.oserrors import os_failure_in_chain
+
+            failure = os_failure_in_chain(exc)
+            if failure is None:
+                raise
+            err.print(literal("error: ", "bold red") + literal(failure), highlight=False, soft_wrap=True)
+            sys.exit(2)
+
+
+app = _App(no_args_is_help=True, add_completion=False, help="Find benefit fraud by cross-checking registries.")
 rules_app = typer.Typer(no_args_is_help=True, help="List, lint and test the YAML rules.")
 app.add_typer(rules_app, name="rules")
 console = Console()

@@ -104,9 +104,15 @@ def connect(
     if threads is not None:
         config["threads"] = threads
     Path(path).parent.mkdir(parents=True, exist_ok=True)
+    if Path(path).is_file() and Path(path).stat().st_size == 0:
+        Path(path).unlink()  # never a database: the leftover of a creation that failed (disk full)
     try:
         con = duckdb.connect(str(path), config=config)
     except duckdb.Error as exc:
+        from pipelines.guards.oserrors import os_failure
+
+        if os_failure(exc) is not None:
+            raise os_failure(exc) from None
         raise RunError(f"cannot open the warehouse: {exc}", file=path,
                        hint="check the settings (memory_limit like '8GB') and that no other process holds the file") from None
     con.execute(_BOOKKEEPING_DDL)

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipelines.errors import ExtractError
+from pipelines.errors import ExtractError, FraudwatchError
+from pipelines.guards.oserrors import os_failure
 from pipelines.limits import Limits, show_bytes
 
 _QUOTE, _NEWLINE = 34, 10
@@ -87,8 +88,12 @@ class CsvShape:
 _OFFSET = re.compile(r"offset in the file is (\d+) bytes")
 
 
-def read_failure(exc: Exception, display: str, csv_path: Path | None) -> ExtractError:
-    """An error for a file the parser could not read, naming file and line, quoting none of its rows."""
+def read_failure(exc: Exception, display: str, csv_path: Path | None) -> FraudwatchError:
+    """An error for a file the parser could not read, naming file and line, quoting none of its rows.
+    A disk full (or other OS failure) while writing the staged output is said as such, not blamed on the file."""
+    failure = os_failure(exc)
+    if failure is not None:
+        return failure
     text = str(exc)
     if csv_path is None:
         return ExtractError("cannot read the file: it is damaged or not in the format its name says", file=display,
