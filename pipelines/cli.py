@@ -46,6 +46,9 @@ class Format(str, Enum):
 
 
 def _fail(exc: FraudwatchError) -> None:
+    from pipelines.guards.oserrors import os_failure_in_chain
+
+    exc = os_failure_in_chain(exc) or exc  # a full disk or a read-only folder is said as such, whoever met it
     # The message may hold text from a file: printed literally (no markup, no emoji, controls visible).
     err.print(literal("error: ", "bold red") + literal(exc), highlight=False, soft_wrap=True)
     raise typer.Exit(2)

@@ -18,7 +18,7 @@ _AFTER = "nothing was published and `latest` still points at the previous run"
 _KINDS: dict[int, tuple[str, str, tuple[str, ...]]] = {
     errno.ENOSPC: ("the disk is full (no space left on the device)",
                    f"free space on that disk, or point --output at a disk with room, and run again; {_AFTER}",
-                   ("no space left on device", "os error 28", "not enough space on the disk")),
+                   ("no space left on device", "os error 28", "not enough space on the disk", "database or disk is full")),
     errno.EDQUOT: ("the disk quota is exceeded", f"free space within your quota and run again; {_AFTER}",
                    ("disk quota exceeded", "os error 122")),
     errno.EFBIG: ("a file grew larger than this system allows (file size limit)",

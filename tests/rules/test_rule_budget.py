@@ -62,7 +62,7 @@ def test_three_way_cross_join_hits_the_memory_cap():
     assert info.value.rule == "cross_join"
     assert "memory cap of 190.7 MiB" in str(info.value) or "spill limit" in str(info.value), str(info.value)
     # the connection's own settings are restored for the next rule
-    assert con.execute("SELECT current_setting('max_temp_directory_size')").fetchone()[0] != "95.3 MiB"
+    assert con.scalar("SELECT current_setting('max_temp_directory_size')") != "95.3 MiB"
 
 
 def test_a_rule_sets_its_own_time_limit_and_the_run_can_override_it():
@@ -86,4 +86,4 @@ def test_a_normal_rule_runs_within_the_limits():
     con = make_scratch_db(payments(3))
     hits = run_rules(con, [make_rule()], AS_OF)
     assert hits.table.num_rows == 1
-    assert con.execute("SELECT current_setting('memory_limit')").fetchone()[0] not in ("4.0 GiB",)
+    assert con.scalar("SELECT current_setting('memory_limit')") not in ("4.0 GiB",)
