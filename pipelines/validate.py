@@ -435,7 +435,8 @@ def _warning_checks(col: Column, per_file, today: dt.date) -> list[CheckResult]:
     if f"{n}|bad_format" in first:
         what = "not 6 digits" if col.type is ValueType.region_code else "flagged valid but not a canonical ID"
         count_check("value_format", f"{n}|bad_format", "^\\d{6}$" if col.type is ValueType.region_code else "canonical ID",
-                    f"{what}; fix the source values or the normaliser", (f"{n}|bad_example",))
+                    f"{what}; fix the source values or the normaliser",
+                    (f"{n}|bad_example",) if col.type is ValueType.region_code else ())  # an ID is personal data: never quoted
     if f"{n}|out_of_range" in first:
         mins = [m[f"{n}|min"] for m in per_file.values() if m[f"{n}|min"] is not None]
         maxs = [m[f"{n}|max"] for m in per_file.values() if m[f"{n}|max"] is not None]
