@@ -54,16 +54,28 @@ class CsvShape:
             newlines = fields = np.empty(0, dtype=np.int64)
         else:
             is_newline = a == _NEWLINE
-            is_field = is_newline | (a == self.separator)
             if outside is not None:
                 is_newline &= outside
-                is_field &= outside
-            newlines, fields = np.flatnonzero(is_newline), np.flatnonzero(is_field)
-        self._check(fields, self.last_field, self.field_limit, newlines, "a field", "limits.csv_max_field_bytes",
-                    len(chunk))
+            newlines = np.flatnonzero(is_newline)
+            longest = int(np.diff(np.concatenate(([self.last_record - self.offset], newlines, [len(chunk)]))).max())
+            if outside is None and longest <= self.field_limit:
+                # no quotes and no line longer than a field may be: no field is too long; only the
+                # chunk's last boundary matters (for a field that goes on in the next chunk)
+                last = max(chunk.rfind(b"\n"), chunk.rfind(bytes([self.separator])))
+                fields = None
+                if last >= 0:
+                    self.last_field = self.offset + last
+            else:
+                is_field = (a == _NEWLINE) | (a == self.separator)
+                if outside is not None:
+                    is_field &= outside
+                fields = np.flatnonzero(is_field)
+        if fields is not None:
+            self._check(fields, self.last_field, self.field_limit, newlines, "a field", "limits.csv_max_field_bytes",
+                        len(chunk))
         self._check(newlines, self.last_record, self.line_limit, newlines, "a line", "limits.csv_max_line_bytes",
                     len(chunk))
-        if len(fields):
+        if fields is not None and len(fields):
             self.last_field = self.offset + int(fields[-1])
         if len(newlines):
             self.last_record = self.offset + int(newlines[-1])

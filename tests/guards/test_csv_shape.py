@@ -80,3 +80,11 @@ def test_bad_limit_names_and_values_are_refused(tmp_path):
     folder = landing(tmp_path / "landing")
     assert_clean_failure(run(folder, tmp_path / "out", "--limit", "csv_max_feld_bytes=1"), "unknown limit(s): csv_max_feld_bytes")
     assert_clean_failure(run(folder, tmp_path / "out", "--limit", "csv_max_field_bytes=lots"), "is not a size")
+
+
+def test_short_fields_in_a_long_line_across_chunks_are_fine():
+    shape = CsvShape("f.csv", limits.DEFAULT.with_overrides({"csv_max_field_bytes": 100, "csv_max_line_bytes": 10_000}))
+    shape.feed(b"h1,h2\n" + b"abcdefgh," * 50)  # a 450-byte line of 8-byte fields, cut mid-line
+    shape.feed(b"abcdefgh," * 50 + b"\n")
+    with pytest.raises(ExtractError, match="row 3: a field"):
+        shape.feed(b"x" * 150 + b"\n")
