@@ -43,7 +43,7 @@ def rss_mb() -> float:
 
 def synth(args, landing: Path) -> dict:
     """Generate the landing folder unless it already holds the same arguments."""
-    from pipelines.synth import generate
+    from fraudwatch_synth import generate
 
     meta_path = landing / "synth_meta.json"
     want = {"persons": args.persons, "months": args.months, "seed": args.seed, "messy": args.messy}

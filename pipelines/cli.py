@@ -181,7 +181,11 @@ def synth(
     messy: bool = typer.Option(False, "--messy", help="Real-export mess: GB18030, Chinese headers, mixed formats, bad rows."),
 ) -> None:
     """Write synthetic extracts with planted fraud cases and their ground truth."""
-    from pipelines.synth import generate
+    try:
+        from fraudwatch_synth import generate
+    except ModuleNotFoundError as exc:  # the [synth] extra (or one of its packages) is not installed
+        _fail(FraudwatchError(f"the synthetic-data generator is not installed ({exc.name} is missing)",
+                              hint="pip install 'fraudwatch[synth]' (in a checkout: pip install -e '.[synth]')"))
 
     try:
         with console.status(f"generating {persons} persons × {months} months"):

@@ -8,7 +8,7 @@ from datetime import date
 import pytest
 
 from pipelines.publish import latest_run_id
-from pipelines.synth import generate
+from fraudwatch_synth import generate
 
 pytestmark = [pytest.mark.prefect, pytest.mark.slow]
 

@@ -33,7 +33,7 @@ def test_notebooks_import_the_package_instead_of_copying_logic():
 
 @pytest.fixture(scope="module")
 def landing(tmp_path_factory):
-    from pipelines.synth import generate
+    from fraudwatch_synth import generate
 
     folder = tmp_path_factory.mktemp("landing")
     # 1000 persons: small landings can fall under the deaths contract's 80% valid-ID minimum (planted bad IDs)

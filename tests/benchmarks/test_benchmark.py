@@ -102,7 +102,7 @@ def test_both_baselines_equal_the_pipeline_on_a_small_synth_set(tmp_path):
     (category, subject_id, amount_at_risk) -- and the synth ground truth."""
     from pipelines.pipeline import RunConfig
     from pipelines.stages import run_pipeline
-    from pipelines.synth import generate
+    from fraudwatch_synth import generate
 
     landing = tmp_path / "landing"
     generate(persons=1500, months=12, seed=3, out=landing, fmt="csv", messy=False)

@@ -14,7 +14,7 @@ from pipelines import stages
 from pipelines.errors import ExtractError
 from pipelines.pipeline import RunConfig
 from pipelines.publish import latest_run_id
-from pipelines.synth import generate
+from fraudwatch_synth import generate
 
 AS_OF = date(2026, 1, 31)
 SPEC_CATEGORIES = {"paid_after_death", "subsidy_after_death", "duplicate_cross_region",

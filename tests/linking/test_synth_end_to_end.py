@@ -14,7 +14,7 @@ from pipelines.contracts import load_contracts
 from pipelines.ingest import discover_extracts, ingest_extract
 from pipelines.linking import link_persons
 from pipelines.rules import load_rules, run_rules
-from pipelines.synth import generate
+from fraudwatch_synth import generate
 
 pytestmark = pytest.mark.slow
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.synth import generate
+from fraudwatch_synth import generate
 
 PERSONS, MONTHS, SEED = 300, 6, 20241
 

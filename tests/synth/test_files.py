@@ -13,7 +13,7 @@ import pytest
 
 from pipelines.contracts import header_key, load_contracts
 from pipelines.errors import RunError
-from pipelines.synth import generate
+from fraudwatch_synth import generate
 from synth_helpers import EXTRACTS, decode, extract_files
 
 

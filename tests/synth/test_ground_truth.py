@@ -12,7 +12,7 @@ import duckdb
 import polars as pl
 import pytest
 
-from pipelines.synth import generate
+from fraudwatch_synth import generate
 
 CANON = """
 CREATE MACRO upgrade(id) AS

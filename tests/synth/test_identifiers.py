@@ -7,7 +7,7 @@ from pathlib import Path
 
 import polars as pl
 
-from pipelines.synth.reference import REGIONS
+from fraudwatch_synth.reference import REGIONS
 from synth_helpers import id_ok, luhn_ok, upgrade, uscc_ok
 
 

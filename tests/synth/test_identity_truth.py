@@ -11,8 +11,8 @@ import pytest
 from synth_helpers import id_ok
 from test_ground_truth import CANON, valid_as_of
 
-from pipelines.synth import IDENTITY_FILES, generate
-from pipelines.synth.identity import COMMON_NAMES, HOMOPHONES
+from fraudwatch_synth import IDENTITY_FILES, generate
+from fraudwatch_synth.identity import COMMON_NAMES, HOMOPHONES
 
 
 def files(folder):
@@ -248,7 +248,7 @@ def test_messy_never_repairs_a_broken_id():
     broken ID into a valid one: messy exports render only valid IDs in the 15-digit form."""
     import numpy as np
 
-    from pipelines.synth.messy import person_id
+    from fraudwatch_synth.messy import person_id
 
     good, broken = "110101195003150013", "110101195003150213"
     out = person_id(pl.Series([good, broken] * 2000), np.random.default_rng(3)).str.strip_chars()

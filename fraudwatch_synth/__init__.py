@@ -18,15 +18,15 @@ import numpy as np
 
 from pipelines.contracts import load_contracts
 from pipelines.errors import RunError
-from pipelines.synth import extracts
-from pipelines.synth.background import plant_background
-from pipelines.synth.cases import MIN_MONTHS, Ctx, cases_per_kind, plant_persons
-from pipelines.synth.firms import DEADLINE_DAYS, build_firms
-from pipelines.synth.identity_truth import identity_truth
-from pipelines.synth.plan import Plan
-from pipelines.synth.population import Calendar, build_population
-from pipelines.synth.truth import ground_truth
-from pipelines.synth.writer import ExtractWriter, write_parquet
+from fraudwatch_synth import extracts
+from fraudwatch_synth.background import plant_background
+from fraudwatch_synth.cases import MIN_MONTHS, Ctx, cases_per_kind, plant_persons
+from fraudwatch_synth.firms import DEADLINE_DAYS, build_firms
+from fraudwatch_synth.identity_truth import identity_truth
+from fraudwatch_synth.plan import Plan
+from fraudwatch_synth.population import Calendar, build_population
+from fraudwatch_synth.truth import ground_truth
+from fraudwatch_synth.writer import ExtractWriter, write_parquet
 
 MIN_PERSONS = 200
 EXTRACTS = ["pension_payments", "deaths", "household", "prisoners", "subsidy_payments",
@@ -122,7 +122,7 @@ def generate(
     valid_from = str((cal.start + months + AS_OF_MARGIN_MONTHS).astype("datetime64[D]"))
     cases = {k: int(v) for k, v in gt.group_by("category").len().sort("category").iter_rows()}
     meta = {
-        "generator": "pipelines.synth",
+        "generator": "fraudwatch_synth",
         "persons": persons, "months": months, "seed": seed, "format": fmt, "messy": messy,
         "start_period": start_period, "end_period": cal.period_text(months - 1),
         "valid_as_of_from": valid_from, "refund_deadline_days": DEADLINE_DAYS,

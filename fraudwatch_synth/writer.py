@@ -11,7 +11,7 @@ import numpy as np
 import polars as pl
 
 from pipelines.contracts import Contract
-from pipelines.synth.messy import bad_rows, chinese_headers, messy_values
+from fraudwatch_synth.messy import bad_rows, chinese_headers, messy_values
 
 # Messy CSV per extract: (encoding, separator).
 MESSY_STYLE: dict[str, tuple[str, str]] = {

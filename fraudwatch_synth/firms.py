@@ -9,11 +9,11 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from pipelines.synth import reference as ref
-from pipelines.synth.cases import RR, Ctx, cases_per_kind
-from pipelines.synth.ids import make_usccs
-from pipelines.synth.plan import Parts
-from pipelines.synth.population import REGION_CODES
+from fraudwatch_synth import reference as ref
+from fraudwatch_synth.cases import RR, Ctx, cases_per_kind
+from fraudwatch_synth.ids import make_usccs
+from fraudwatch_synth.plan import Parts
+from fraudwatch_synth.population import REGION_CODES
 
 DEADLINE_DAYS = 60
 DISPATCH_SHARE = 0.15

@@ -13,10 +13,10 @@ from typing import Callable
 
 import numpy as np
 
-from pipelines.synth import reference as ref
-from pipelines.synth.payment_cases import PAYMENT_CATEGORIES
-from pipelines.synth.plan import Plan
-from pipelines.synth.population import REGION_CODES, Calendar, Population
+from fraudwatch_synth import reference as ref
+from fraudwatch_synth.payment_cases import PAYMENT_CATEGORIES
+from fraudwatch_synth.plan import Plan
+from fraudwatch_synth.population import REGION_CODES, Calendar, Population
 
 PAD = "paid_after_death"
 SAD = "subsidy_after_death"
@@ -336,12 +336,12 @@ PERSON_KINDS: dict[str, tuple[Callable[[Ctx, np.ndarray], None], int]] = {
 }
 
 # Identity cases (one person behind two IDs, death records under broken IDs; issue 4).
-from pipelines.synth.identity import IDENTITY_KINDS, SPARSE_KINDS  # noqa: E402  (imports nothing from here)
+from fraudwatch_synth.identity import IDENTITY_KINDS, SPARSE_KINDS  # noqa: E402  (imports nothing from here)
 
 PERSON_KINDS.update(IDENTITY_KINDS)
 
 # Payment-level risk rules: duplicate_payment_same_period, pensioner_over_110, shared_bank_account.
-from pipelines.synth.payment_cases import PAYMENT_KINDS  # noqa: E402
+from fraudwatch_synth.payment_cases import PAYMENT_KINDS  # noqa: E402
 
 PERSON_KINDS.update(PAYMENT_KINDS)
 

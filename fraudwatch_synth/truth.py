@@ -7,12 +7,12 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from pipelines.synth.cases import CATEGORIES, DCR, DCS, PAD, PDI, RR, SAD, SERVING
-from pipelines.synth.firms import DEADLINE_DAYS, Firms
-from pipelines.synth.ids import uscc_valid
-from pipelines.synth.payment_cases import payment_suspects
-from pipelines.synth.plan import Plan
-from pipelines.synth.population import Calendar, Population
+from fraudwatch_synth.cases import CATEGORIES, DCR, DCS, PAD, PDI, RR, SAD, SERVING
+from fraudwatch_synth.firms import DEADLINE_DAYS, Firms
+from fraudwatch_synth.ids import uscc_valid
+from fraudwatch_synth.payment_cases import payment_suspects
+from fraudwatch_synth.plan import Plan
+from fraudwatch_synth.population import Calendar, Population
 
 GROUND_TRUTH_SCHEMA = {
     "category": pl.String, "subject_type": pl.String, "subject_id": pl.String,

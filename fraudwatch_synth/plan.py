@@ -48,7 +48,7 @@ CANCEL_SCHEMA = {"person": pl.Int64, "date": pl.Date, "reason": pl.Int64}
 MOVE_SCHEMA = {"person": pl.Int64, "region": pl.Int64}
 PRISON_SCHEMA = {"person": pl.Int64, "admission": pl.Date, "release": pl.Date, "sentence": pl.Int64}
 INTENT_SCHEMA = {"kind": pl.String, "subject": pl.Int64, "categories": pl.String}
-# Identity cases (pipelines/synth/identity.py): other IDs standing for a person, the pension runs
+# Identity cases (fraudwatch_synth/identity.py): other IDs standing for a person, the pension runs
 # paid under them and the death records filed under them; intents and near misses per rule.
 VARIANT_SCHEMA = {"variant": pl.Int64, "person": pl.Int64, "kind": pl.String, "person_id": pl.String,
                   "name": pl.String, "role": pl.String}
@@ -75,7 +75,7 @@ class Plan:
     near_misses: Parts = field(default_factory=lambda: Parts(NEAR_MISS_SCHEMA))
     # Name overrides (namesakes): person index -> name of another person index.
     same_name: Parts = field(default_factory=lambda: Parts({"person": pl.Int64, "name_of": pl.Int64}))
-    # Identity cases: see VARIANT_SCHEMA and pipelines/synth/identity.py.
+    # Identity cases: see VARIANT_SCHEMA and fraudwatch_synth/identity.py.
     variants: Parts = field(default_factory=lambda: Parts(VARIANT_SCHEMA))
     variant_pension: Parts = field(default_factory=lambda: Parts(VARIANT_PENSION_SCHEMA))
     variant_deaths: Parts = field(default_factory=lambda: Parts(VARIANT_DEATH_SCHEMA))

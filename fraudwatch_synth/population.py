@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from pipelines.synth import reference as ref
-from pipelines.synth.ids import bank_accounts, person_id_matrix, strings
+from fraudwatch_synth import reference as ref
+from fraudwatch_synth.ids import bank_accounts, person_id_matrix, strings
 
 REGION_CODES = np.array([code for code, _ in ref.REGIONS], dtype=np.int64)
 PENSIONER_SHARE = 0.93

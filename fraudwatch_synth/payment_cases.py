@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 import polars as pl
 
-from pipelines.synth.identity import _reidentify
-from pipelines.synth.plan import NONE, Plan
-from pipelines.synth.population import Calendar, Population
+from fraudwatch_synth.identity import _reidentify
+from fraudwatch_synth.plan import NONE, Plan
+from fraudwatch_synth.population import Calendar, Population
 
 if TYPE_CHECKING:
-    from pipelines.synth.cases import Ctx
+    from fraudwatch_synth.cases import Ctx
 
 DPS = "duplicate_payment_same_period"
 O110 = "pensioner_over_110"

@@ -94,7 +94,7 @@ def make_usccs(region: np.ndarray, serial: np.ndarray, corrupt: np.ndarray | Non
 
 def bank_accounts(index: np.ndarray, rng: np.random.Generator) -> pl.Series:
     """Unique 16-19 digit debit card numbers: bank BIN + filler + index-derived body + Luhn digit."""
-    from pipelines.synth.reference import BANK_BINS
+    from fraudwatch_synth.reference import BANK_BINS
 
     n = len(index)
     bins = np.asarray(BANK_BINS, dtype=np.int64)[rng.integers(0, len(BANK_BINS), n)]

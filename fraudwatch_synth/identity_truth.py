@@ -23,10 +23,10 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from pipelines.synth.identity import DI, PAD, WEAK_RULE, _opencc, checks, id_matrix
-from pipelines.synth.plan import Plan
-from pipelines.synth.population import Calendar, Population
-from pipelines.synth.truth import GROUND_TRUTH_SCHEMA, _summarise, expand, fen_to_decimal, person_suspects
+from fraudwatch_synth.identity import DI, PAD, WEAK_RULE, _opencc, checks, id_matrix
+from fraudwatch_synth.plan import Plan
+from fraudwatch_synth.population import Calendar, Population
+from fraudwatch_synth.truth import GROUND_TRUTH_SCHEMA, _summarise, expand, fen_to_decimal, person_suspects
 
 IDENTITY_TRUTH_SCHEMA = GROUND_TRUTH_SCHEMA | {"rule_id": pl.String, "severity": pl.String, "kind": pl.String}
 NEAR_MISS_IDENTITY_SCHEMA = {"kind": pl.String, "subject_id": pl.String, "category_it_must_not_fire": pl.String}

@@ -9,7 +9,7 @@ import numpy as np
 import polars as pl
 
 from pipelines.contracts import Contract
-from pipelines.synth import reference as ref
+from fraudwatch_synth import reference as ref
 
 LEGACY_SHARE = 0.05
 FULL_WIDTH = {str(d): chr(0xFF10 + d) for d in range(10)}
@@ -50,7 +50,7 @@ def person_id(s: pl.Series, rng: np.random.Generator) -> pl.Series:
 
 def _checksum_ok(s: pl.Series) -> np.ndarray:
     """Whether each value is 17 digits and the right GB 11643 check character."""
-    from pipelines.synth.ids import fixed_width_matrix, id_check_chars
+    from fraudwatch_synth.ids import fixed_width_matrix, id_check_chars
 
     mat, ok = fixed_width_matrix(s, 18)
     body = mat[:, :17].astype(np.int64) - ord("0")

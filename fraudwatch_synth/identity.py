@@ -29,12 +29,12 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 import polars as pl
 
-from pipelines.synth import reference as ref
-from pipelines.synth.ids import fixed_width_matrix, id_check_chars, person_id_matrix, strings
-from pipelines.synth.population import REGION_CODES
+from fraudwatch_synth import reference as ref
+from fraudwatch_synth.ids import fixed_width_matrix, id_check_chars, person_id_matrix, strings
+from fraudwatch_synth.population import REGION_CODES
 
 if TYPE_CHECKING:
-    from pipelines.synth.cases import Ctx
+    from fraudwatch_synth.cases import Ctx
 
 DI = "duplicate_identity"
 PAD = "paid_after_death"

@@ -7,11 +7,11 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from pipelines.synth import reference as ref
-from pipelines.synth.firms import Firms
-from pipelines.synth.ids import bank_accounts, legacy15
-from pipelines.synth.plan import NONE, Plan
-from pipelines.synth.population import Calendar, Population
+from fraudwatch_synth import reference as ref
+from fraudwatch_synth.firms import Firms
+from fraudwatch_synth.ids import bank_accounts, legacy15
+from fraudwatch_synth.plan import NONE, Plan
+from fraudwatch_synth.population import Calendar, Population
 
 
 def money_text(fen: pl.Expr) -> pl.Expr:

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipelines.synth import reference as ref
-from pipelines.synth.cases import NAT, SERVING, Ctx
+from fraudwatch_synth import reference as ref
+from fraudwatch_synth.cases import NAT, SERVING, Ctx
 
 MONTHLY_DEATH_RATE = 0.0025
 SUBSIDY_SHARE = 0.05
