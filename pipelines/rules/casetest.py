@@ -11,6 +11,8 @@ and ``reason_contains`` fragments when the case gives them.
 
 from __future__ import annotations
 
+import json
+
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,6 +56,12 @@ def _compare(case: Case, hits: list[dict[str, Any]]) -> list[str]:
         for fragment in e.reason_contains:
             if fragment not in (h["reason"] or ""):
                 problems.append(f"{sid}: reason lacks {fragment!r}: {h['reason']}")
+        if e.evidence_contains:
+            evidence = h["evidence"] if isinstance(h["evidence"], str) else json.dumps(h["evidence"], default=str)
+            compact = json.dumps(json.loads(evidence), ensure_ascii=False, separators=(",", ":"))
+            for fragment in e.evidence_contains:
+                if fragment not in compact:
+                    problems.append(f"{sid}: evidence lacks {fragment!r}: {compact}")
     return problems
 
 

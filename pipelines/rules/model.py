@@ -152,6 +152,8 @@ class ExpectedHit(_Strict):
     last_period: str | None = Field(default=None, pattern=PERIOD_PATTERN)
     region_code: str | None = None
     reason_contains: list[str] = Field(default_factory=list)
+    evidence_contains: list[str] = Field(
+        default_factory=list, description='fragments of the evidence as compact JSON, e.g. \'"match":"invalid_id"\'')
 
     @field_validator("amount_at_risk")
     @classmethod
