@@ -19,7 +19,7 @@ from pipelines import alerts, stages
 from pipelines.errors import ConfigError, ExtractError
 from pipelines.pipeline import RunConfig
 from pipelines.report import format_yuan, load_report
-from pipelines.synth import generate
+from fraudwatch_synth import generate
 
 AS_OF = date(2026, 1, 31)
 BROKEN = Path(__file__).parent / "data" / "ingest" / "broken" / "missing_column"

@@ -16,7 +16,7 @@ from pipelines.cli import app
 from pipelines.pipeline import RunConfig
 from pipelines.publish import resolve_run
 from pipelines.report import format_yuan, load_report, summary_markdown, summary_rows
-from pipelines.synth import generate
+from fraudwatch_synth import generate
 
 pytestmark = pytest.mark.slow
 

@@ -16,7 +16,7 @@ import pytest
 
 from pipelines import stages, validation_site
 from pipelines.pipeline import RunConfig
-from pipelines.synth import generate
+from fraudwatch_synth import generate
 
 CHROMIUM = "/usr/bin/chromium"
 AS_OF = date(2026, 1, 31)

@@ -13,7 +13,7 @@ import pytest
 
 from pipelines.publish import latest_run_id, runs_dir
 from pipelines.runlock import current_holder
-from pipelines.synth import generate
+from fraudwatch_synth import generate
 
 pytestmark = pytest.mark.slow
 
