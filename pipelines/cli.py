@@ -159,7 +159,7 @@ def _print_run(run_dir: Path) -> None:
     for warning in report.warnings:
         console.print(literal(f"validation warning: {warning}", "yellow"), highlight=False, soft_wrap=True)
     output = report.output
-    console.print(f"warehouse:          {output / 'warehouse.duckdb'}", highlight=False, markup=False, soft_wrap=True)
+    console.print(f"views (analysts):   {run_dir / 'views.sql'}", highlight=False, markup=False, soft_wrap=True)
     console.print(f"suspects:           {run_dir / 'suspects.parquet'}", highlight=False, markup=False, soft_wrap=True)
     console.print(f"manifest:           {run_dir / 'manifest.json'}", highlight=False, markup=False, soft_wrap=True)
     console.print(f"validation report:  {validation_site.run_page(output, report.run_id)}  (every run: "

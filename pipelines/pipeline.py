@@ -61,6 +61,11 @@ class RunContext:
     timings: dict[str, float] = field(default_factory=dict)
     peak_rss_mb: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    snapshot: Any = None            # lake.Snapshot pinned by ingest
+    relations: Any = None           # lake.RunRelations defined by load
+    derived: dict[str, Path] = field(default_factory=dict)  # link tables written (or reused) by link
+    files_read: list[str] = field(default_factory=list)     # landing files ingest actually read
+    link_key: str | None = None     # digest of the person-bearing files the link tables come from
 
 
 def peak_rss_mb() -> float:

@@ -10,13 +10,19 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-import duckdb
+import json
+import shutil
+from datetime import date
+
 import pyarrow as pa
 
-from pipelines import after_run, outcomes, publish, validation_site, warehouse
+from pipelines import after_run, lake, outcomes, publish, validation_cache, validation_site
+from pipelines.engine import Engine, connect
 from pipelines.errors import RunError
-from pipelines.ingest import IngestResult, discover_extracts, ingest_extract
-from pipelines.linking import LinkResult, link_persons
+
+DERIVED_DIR = "derived"  # link tables of a run, as Parquet
+from pipelines.ingest import IngestResult, discover_extracts
+from pipelines.linking import LINK_TABLES, PERSON_EXTRACTS, LinkResult, link_persons
 from pipelines.pipeline import Progress, RunConfig, RunContext, fail_run, finish_run, peak_rss_mb, prepare_run, run_stage
 from pipelines.rules.engine import RunHits, run_rules
 from pipelines.runlock import LockHolder, run_lock
@@ -48,7 +54,8 @@ class RunSummary:
 
 
 def ingest_stage(ctx: RunContext) -> dict[str, IngestResult]:
-    """Find the extracts in the landing folder and stage each as typed Parquet + quarantine."""
+    """Find the extracts in the landing folder and bring each file into the lake (a file already
+    there, same size and mtime, is not read); pin the run's snapshot of the lake."""
     landing = Path(ctx.config.input)
     found = discover_extracts(landing, ctx.contracts)
     for path in found.unrecognised:
@@ -59,14 +66,32 @@ def ingest_stage(ctx: RunContext) -> dict[str, IngestResult]:
     if not found:
         raise RunError("no extract files in the landing folder", file=landing,
                        hint="file names must start with an extract name, e.g. pension_payments_202401.csv")
-    return {name: ingest_extract(ctx.contracts[name], files, landing, ctx.staging) for name, files in found.items()}
+    legacy = Path(ctx.config.output) / "warehouse.duckdb"
+    if legacy.exists():
+        ctx.notes.append("warehouse.duckdb (an earlier version's warehouse) is not used by runs any more: "
+                         "the run reads the lake; the file is kept for the auditors' outcomes it may hold")
+    lake.clean_partial_ingests(Path(ctx.config.output))
+    ingested, read = {}, []
+    for name, files in found.items():
+        ingested[name], fresh = lake.ingest_to_lake(ctx.contracts[name], files, landing, Path(ctx.config.output))
+        read += fresh
+    ctx.snapshot = lake.Snapshot.of(ingested)
+    ctx.files_read = read
+    return ingested
 
 
 def validate_stage(ctx: RunContext, ingested: dict[str, IngestResult]) -> dict[str, ExtractValidation]:
-    """Check every staged extract against its contract; an extract-level failure stops the run."""
+    """Check every extract of the snapshot against its contract (an extract whose files are all
+    unchanged reuses its earlier report); an extract-level failure stops the run."""
     report_dir = ctx.partial / "validation"
-    results = {}
+    results, reused = {}, 0
     for name, result in ingested.items():
+        key = f"{name}-{ctx.snapshot.key([name])}-{lake.contract_fingerprint(ctx.contracts[name])}-{date.today()}"
+        cached = validation_cache.load(Path(ctx.config.output), key, report_dir)
+        if cached is not None:
+            results[name] = cached
+            reused += 1
+            continue
         results[name] = validate_extract(
             ctx.contracts[name],
             [f.staged_path for f in result.files],
@@ -74,46 +99,77 @@ def validate_stage(ctx: RunContext, ingested: dict[str, IngestResult]) -> dict[s
             {f.source_file: f.rows_quarantined for f in result.files},
             report_dir,
         )
+        if results[name].passed:
+            validation_cache.save(Path(ctx.config.output), key, report_dir, results[name])
     for validation in results.values():
         raise_for_failures(validation)
     return results
 
 
 def load_stage(ctx: RunContext, ingested: dict[str, IngestResult]) -> dict[str, Any]:
-    """Mirror the landing folder into the warehouse (unchanged files are skipped) and export quarantine."""
-    cfg = ctx.config
-    con = _connect(ctx)
+    """Define the run's relations over its snapshot (duplicate_id verdicts over all files of each
+    extract, computed once per set of files) and write the run's quarantine. Nothing is copied."""
+    quarantine_dir = ctx.partial / "quarantine"
+    quarantine_dir.mkdir(exist_ok=True)
+    with _engine(ctx) as engine:
+        ctx.relations = lake.run_relations(engine, ctx.contracts, ctx.snapshot, Path(ctx.config.output))
+        counts, quarantined = {}, {}
+        for name, files in ctx.snapshot.files.items():
+            read = engine.dialect.read_parquet
+            parts = [f"SELECT extract, source_file, source_row, reason, raw_json FROM {read([f.quarantine for f in files], False)}"]
+            if name in ctx.relations.duplicates:
+                parts.append(f"SELECT {engine.dialect.literal(name)}, _source_file, _source_row, reason, raw_json "
+                             f"FROM {read([ctx.relations.duplicates[name]])}")
+            quarantined[name] = engine.write_parquet(
+                " UNION ALL ".join(parts) + " ORDER BY source_file, source_row", quarantine_dir / f"{name}.parquet")
+            counts[name] = engine.scalar(f"SELECT count(*) FROM ({ctx.relations.extracts[name]})")
+    views = [v for v, _ in lake._view_selects(set(ctx.relations.extracts))]
+    return {"loads": {}, "views": views, "counts": counts, "quarantined": {k: v for k, v in quarantined.items() if v},
+            "warehouse": publish.runs_dir(Path(ctx.config.output)) / ctx.run_id / lake.VIEWS_FILE,
+            "files_read": list(ctx.files_read)}
+
+
+def _previous_links(ctx: RunContext, key: str) -> dict[str, Path] | None:
+    """The previous run's link tables when it linked the same person-bearing files."""
+    if ctx.previous is None:
+        return None
     try:
-        removed = warehouse.sync_extracts(con, {n: [f.source_file for f in r.files] for n, r in ingested.items()})
-        loads = {n: warehouse.load_extract(con, ctx.contracts[n], r) for n, r in ingested.items()}
-        views = warehouse.create_views(con)
-        quarantine_dir = ctx.partial / "quarantine"
-        quarantine_dir.mkdir(exist_ok=True)
-        for name in ingested:
-            target = quarantine_dir / f"{name}.parquet"
-            con.execute(
-                "COPY (SELECT * FROM _quarantine WHERE extract = ? ORDER BY source_file, source_row) "
-                f"TO '{_sql_path(target)}' (FORMAT parquet, COMPRESSION zstd)",
-                [name],
-            )
-        counts = {name: n for name, n in warehouse.table_counts(con).items() if name in ctx.contracts}
-        quarantined = dict(con.execute("SELECT extract, count(*) FROM _quarantine GROUP BY extract").fetchall())
-    finally:
-        con.close()
-    for name, files in removed.items():
-        ctx.notes.append(f"{name}: removed rows of files no longer in the landing folder: {', '.join(files)}")
-    return {"loads": loads, "views": views, "counts": counts, "quarantined": quarantined, "warehouse": cfg.warehouse_path}
+        manifest = json.loads((ctx.previous / publish.MANIFEST_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    files = {t: ctx.previous / DERIVED_DIR / f"{t}.parquet" for t in LINK_TABLES}
+    if manifest.get("link_key") == key and all(p.exists() for p in files.values()):
+        return files
+    return None
 
 
-def link_stage(ctx: RunContext) -> LinkResult:
+def link_stage(ctx: RunContext) -> LinkResult | None:
     """Identity resolution: link IDs that are one person and match death records with broken IDs.
 
-    Rebuilds `person_links`, `person_link_candidates`, `identity_clusters` and `death_matches`."""
-    con = _connect(ctx)
-    try:
-        return link_persons(con)
-    finally:
-        con.close()
+    Writes ``person_links``, ``person_link_candidates``, ``identity_clusters`` and ``death_matches``
+    as Parquet in the run folder. Reused from the previous run when the person-bearing files are
+    the same; skipped when no selected rule reads them and there is nothing to reuse."""
+    key = ctx.snapshot.key(PERSON_EXTRACTS)
+    ctx.link_key = key
+    target = ctx.partial / DERIVED_DIR
+    reused = _previous_links(ctx, key)
+    if reused is not None:
+        target.mkdir(exist_ok=True)
+        for table, path in reused.items():
+            shutil.copyfile(path, target / path.name)
+        ctx.derived = {t: target / f"{t}.parquet" for t in LINK_TABLES}
+        ctx.notes.append(f"identity linking reused from run {ctx.previous.name} (same person-bearing files)")
+        return None
+    if not any(set(r.requires) & set(LINK_TABLES) for r in select_rules(ctx)):
+        ctx.link_key = None
+        ctx.notes.append("identity linking skipped: no selected rule reads the link tables")
+        return None
+    with _engine(ctx) as engine:
+        result = link_persons(engine)
+        for table in LINK_TABLES:
+            engine.write_parquet(f"SELECT * FROM {table}", target / f"{table}.parquet")
+    ctx.derived = {t: target / f"{t}.parquet" for t in LINK_TABLES}
+    return result
 
 
 def select_rules(ctx: RunContext) -> list[Rule]:
@@ -134,11 +190,8 @@ def select_rules(ctx: RunContext) -> list[Rule]:
 def detect_stage(ctx: RunContext) -> RunHits:
     """Run the selected rules over the warehouse, set-based, read-only."""
     rules = select_rules(ctx)
-    con = _connect(ctx)
-    try:
-        hits = run_rules(con, rules, ctx.config.as_of, ctx.config.parameters)
-    finally:
-        con.close()
+    with _engine(ctx) as engine:
+        hits = run_rules(engine, rules, ctx.config.as_of, ctx.config.parameters)
     for run in hits.runs:
         if run.status == "skipped":
             ctx.notes.append(f"rule {run.rule_id} skipped: needs {', '.join(run.missing)}, absent from this landing folder")
@@ -184,10 +237,18 @@ def publish_stage(ctx: RunContext, ingested: dict[str, IngestResult], validation
         "amount_per_rule": per_rule_amount,
         "held_back": held.to_manifest(),
         "identity_linking": linked.as_dict() if linked is not None else None,
+        "snapshot": ctx.snapshot.to_manifest(),
+        "files_read": list(ctx.files_read),
+        "link_key": ctx.link_key,
         "timings_seconds": ctx.timings,
         "peak_rss_mb": ctx.peak_rss_mb,
         "notes": ctx.notes,
     }
+    final_dir = publish.runs_dir(Path(ctx.config.output)) / ctx.run_id
+    extra = {"suspects": ctx.partial / publish.SUSPECTS_FILE}
+    extra |= {f"quarantine_{p.stem}": p for p in sorted((ctx.partial / "quarantine").glob("*.parquet"))}
+    with _engine(ctx) as engine:
+        lake.write_views_sql(engine, ctx.relations, ctx.partial, {k: str(v.resolve()) for k, v in extra.items()}, final_dir)
     publish.write_json_atomic(manifest, ctx.partial / publish.MANIFEST_FILE)
     run_dir = finish_run(ctx)
     report = validation_site.run_page(ctx.config.output, ctx.run_id)
@@ -223,21 +284,23 @@ def run_pipeline(config: RunConfig, progress: Progress | None = None,
 
 
 def _amount_per_rule(table: pa.Table) -> dict[str, str]:
-    con = duckdb.connect()
-    con.register("t", table)
-    rows = con.execute("SELECT rule_id, coalesce(sum(amount_at_risk)::DECIMAL(18,2)::VARCHAR, '') FROM t GROUP BY 1 ORDER BY 1").fetchall()
-    con.close()
-    return dict(rows)
+    with connect() as engine:
+        engine.register("t", table)
+        rows = engine.query("SELECT rule_id, coalesce(CAST(CAST(sum(amount_at_risk) AS DECIMAL(18,2)) AS VARCHAR), '') AS a "
+                            "FROM t GROUP BY 1 ORDER BY 1").to_pylist()
+    return {r["rule_id"]: r["a"] for r in rows}
 
 
-def _connect(ctx: RunContext):
+def _engine(ctx: RunContext) -> Engine:
+    """A fresh engine session holding the run's relations (the snapshot, views, derived tables)."""
     cfg = ctx.config
-    return warehouse.connect(cfg.warehouse_path, memory_limit=cfg.memory_limit,
-                             temp_directory=Path(cfg.output) / "tmp", threads=cfg.threads)
-
-
-def _sql_path(path: Path) -> str:
-    return str(path).replace("'", "''")
+    engine = connect("duckdb", memory_limit=cfg.memory_limit, temp_directory=Path(cfg.output) / "tmp", threads=cfg.threads)
+    if ctx.relations is not None:
+        relations = lake.RunRelations(ctx.relations.extracts, ctx.relations.duplicates,
+                                      {k: str(v) for k, v in ctx.derived.items()})
+        ctx.relations = relations
+        lake.register_relations(engine, relations)
+    return engine
 
 
 def summary_dict(summary: RunSummary) -> dict[str, Any]:

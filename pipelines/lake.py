@@ -1,0 +1,371 @@
+"""The canonical Parquet lake under ``<output>/lake/`` and a run's pinned snapshot of it.
+
+Ingest writes each landing file once as canonical typed Parquet (the warehouse schema of
+docs/architecture.md) plus its quarantine rows, named by the file's content hash::
+
+    lake/<extract>/<sha256>-<file>.parquet             clean rows
+    lake/<extract>/<sha256>-<file>.quarantine.parquet  rows ingest quarantined
+    lake/<extract>/<sha256>-<file>.json                what ingest found (rows, encoding, reasons, contract)
+    lake/<extract>/_duplicates/<key>.parquet           duplicate_id verdicts of one set of files
+    lake/_index.json                                   landing path -> size, mtime, sha256 (the cheap check)
+
+Lake files are immutable: a changed landing file gets a new entry, a run never rewrites one, so
+a run (or an analyst) reading them is never disturbed by the next ingest. A run pins, at its
+start, the lake files of each extract: its :class:`Snapshot`, recorded in manifest.json. Every
+relation rules and linking read is defined over the snapshot (:func:`register_snapshot`), and
+``views.sql`` in the run folder defines the same relations for any DuckDB client.
+
+Unique columns: the first row with a value, ordered by (source_file, source_row) over all files
+of the extract's snapshot, is kept; later ones are quarantined as ``duplicate_id``. Computed from
+the whole snapshot (never from load history) and cached per set of files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Iterable
+
+import polars as pl
+
+from pipelines.contracts import Contract
+from pipelines.engine import Engine
+from pipelines.ingest import FileResult, IngestResult, check_broken_rate, ingest_extract
+from pipelines.normalize import output_schema
+
+LAKE_DIR = "lake"
+INDEX_FILE = "_index.json"
+VIEWS_SQL = Path(__file__).with_name("warehouse_views.sql")
+# Bump when ingest's canonical output changes: every lake entry is then written again.
+LAKE_FORMAT = 1
+BOOKKEEPING_TYPES = {"_source_file": "VARCHAR", "_source_row": "BIGINT", "_file_sha256": "VARCHAR"}
+QUARANTINE_COLUMNS = ("extract", "source_file", "source_row", "reason", "raw_json")
+
+
+# ---------------------------------------------------------------------------- schema (defined once)
+
+
+def _sql_type(dtype: pl.DataType) -> str:
+    if isinstance(dtype, pl.Decimal):
+        return f"DECIMAL({dtype.precision},{dtype.scale})"
+    return {pl.Boolean: "BOOLEAN", pl.Date: "DATE", pl.Int64: "BIGINT"}.get(dtype.base_type(), "VARCHAR")
+
+
+def table_columns(contract: Contract) -> dict[str, str]:
+    """Column -> SQL type of an extract's relation (extra text columns come on top)."""
+    columns = {name: _sql_type(dtype) for name, dtype in output_schema(contract).items()}
+    return columns | BOOKKEEPING_TYPES
+
+
+def contract_fingerprint(contract: Contract) -> str:
+    """Changes whenever the contract (and so the canonical output) changes."""
+    text = json.dumps({"format": LAKE_FORMAT, "contract": contract.model_dump(mode="json", exclude={"path"})},
+                      sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------------------- the snapshot
+
+
+@dataclass(frozen=True)
+class LakeFile:
+    """One landing file as the lake holds it."""
+
+    extract: str
+    source_file: str
+    sha256: str
+    data: str         # lake Parquet path (absolute)
+    quarantine: str   # lake quarantine Parquet path (absolute)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The lake files a run reads, per extract (pinned at the start of the run)."""
+
+    files: dict[str, tuple[LakeFile, ...]]
+
+    @classmethod
+    def of(cls, ingested: dict[str, IngestResult]) -> "Snapshot":
+        return cls({name: tuple(LakeFile(name, f.source_file, f.sha256, str(Path(f.staged_path).resolve()),
+                                         str(Path(f.quarantine_path).resolve()))
+                                for f in r.files) for name, r in sorted(ingested.items())})
+
+    def key(self, extracts: Iterable[str]) -> str:
+        """A digest of the files of ``extracts`` (same files, same key)."""
+        parts = [[e, [(f.source_file, f.sha256) for f in self.files.get(e, ())]] for e in sorted(extracts)]
+        return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:24]
+
+    def to_manifest(self) -> dict:
+        return {e: [{"source_file": f.source_file, "sha256": f.sha256, "lake_file": f.data} for f in fs]
+                for e, fs in self.files.items()}
+
+
+# ---------------------------------------------------------------------------- ingest into the lake
+
+
+def _safe(source_file: str) -> str:
+    return re.sub(r"[^0-9A-Za-z._-]+", "_", source_file.replace("/", "__"))[:120]
+
+
+def _load_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def _write_json(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, ensure_ascii=False, indent=1, default=str), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _entry(lake: Path, extract: str, sha256: str, source_file: str) -> Path:
+    return lake / extract / f"{sha256}-{_safe(source_file)}"
+
+
+def _cached(lake: Path, contract: Contract, path: Path, source_file: str, index: dict) -> FileResult | None:
+    """The lake entry of ``path`` when its size and mtime are those indexed and the entry exists
+    for the current contract: nothing is read."""
+    st = path.stat()
+    known = index.get(str(path.resolve()))
+    if not known or known["size"] != st.st_size or known["mtime_ns"] != st.st_mtime_ns:
+        return None
+    base = _entry(lake, contract.extract, known["sha256"], source_file)
+    meta = _load_json(base.with_suffix(".json"))
+    data, quarantine = Path(f"{base}.parquet"), Path(f"{base}.quarantine.parquet")
+    if meta.get("fingerprint") != contract_fingerprint(contract) or not data.exists() or not quarantine.exists():
+        return None
+    return FileResult(path=path, source_file=source_file, format=meta["format"], size_bytes=meta["size_bytes"],
+                      sha256=meta["sha256"], encoding=meta["encoding"], rows_read=meta["rows_read"],
+                      rows_clean=meta["rows_clean"], rows_quarantined=meta["rows_quarantined"],
+                      staged_path=data, quarantine_path=quarantine, reasons=meta["reasons"])
+
+
+def _store(lake: Path, contract: Contract, f: FileResult) -> FileResult:
+    """Move a freshly ingested file into the lake (atomic renames; an existing entry is kept)."""
+    base = _entry(lake, contract.extract, f.sha256, f.source_file)
+    base.parent.mkdir(parents=True, exist_ok=True)
+    data, quarantine = Path(f"{base}.parquet"), Path(f"{base}.quarantine.parquet")
+    os.replace(f.staged_path, data)
+    os.replace(f.quarantine_path, quarantine)
+    stored = FileResult(**(asdict(f) | {"staged_path": data, "quarantine_path": quarantine}))
+    meta = {k: v for k, v in asdict(stored).items() if k not in ("path", "staged_path", "quarantine_path")}
+    _write_json(base.with_suffix(".json"), meta | {"fingerprint": contract_fingerprint(contract)})
+    return stored
+
+
+def clean_partial_ingests(output: Path) -> None:
+    """Remove what an ingest killed midway left (temporary folders; lake entries are renamed into
+    place only when complete). Call under the run lock."""
+    lake = Path(output) / LAKE_DIR
+    for tmp in lake.glob(".ingest-*"):
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def ingest_to_lake(contract: Contract, files: list[Path], landing: Path, output: Path) -> tuple[IngestResult, list[str]]:
+    """Ingest an extract's landing files into the lake; files already there (same size and mtime
+    as indexed, same contract) are neither read nor hashed. Returns the result over every file and
+    the source files actually read. Raises like :func:`pipelines.ingest.ingest_extract`."""
+    lake = Path(output) / LAKE_DIR
+    lake.mkdir(parents=True, exist_ok=True)
+    index_path = lake / INDEX_FILE
+    index = _load_json(index_path)
+    landing = Path(landing)
+    results: dict[Path, FileResult] = {}
+    todo: list[Path] = []
+    for path in files:
+        try:
+            source_file = Path(path).resolve().relative_to(landing.resolve()).as_posix()
+        except ValueError:
+            source_file = Path(path).as_posix()
+        hit = _cached(lake, contract, Path(path), source_file, index)
+        if hit is None:
+            todo.append(Path(path))
+        else:
+            results[Path(path)] = hit
+    if todo:
+        tmp = Path(tempfile.mkdtemp(prefix=f".ingest-{contract.extract}-", dir=lake))
+        try:
+            fresh = ingest_extract(contract, todo, landing, tmp, check=False)
+            for path, f in zip(todo, fresh.files):
+                results[path] = _store(lake, contract, f)
+                st = path.stat()
+                index[str(path.resolve())] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": f.sha256}
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        _write_json(index_path, _load_json(index_path) | {k: index[k] for k in (str(p.resolve()) for p in todo)})
+    result = IngestResult(contract.extract, [results[Path(p)] for p in files])
+    check_broken_rate(contract, result)
+    return result, [str(p) for p in todo]
+
+
+# ---------------------------------------------------------------------------- duplicates over a snapshot
+
+
+def _duplicates_sql(engine: Engine, contract: Contract, relation: str) -> str | None:
+    """SELECT of the rows of ``relation`` that repeat a unique value of an earlier row
+    (_source_file, _source_row, reason, raw_json), or None when the contract has no unique column."""
+    q = engine.dialect.quote_identifier
+    parts = []
+    for col in (c.name for c in contract.columns if c.unique):
+        k = q(col)
+        parts.append(f"""
+            SELECT _source_file, _source_row,
+                   'duplicate_id: {col}=''' || k || ''' (first at ' || first_file || ' row ' || first_row || ')' AS reason
+            FROM (
+                SELECT {k} AS k, _source_file, _source_row,
+                       row_number() OVER w AS rn, first_value(_source_file) OVER w AS first_file,
+                       first_value(_source_row) OVER w AS first_row
+                FROM {relation}
+                WHERE {k} IN (
+                    -- grouping 64-bit hashes first is cheaper than grouping the text
+                    SELECT {k} FROM {relation}
+                    WHERE {k} IS NOT NULL AND hash({k}) IN (
+                        SELECT hash({k}) FROM {relation} WHERE {k} IS NOT NULL GROUP BY 1 HAVING count(*) > 1)
+                    GROUP BY {k} HAVING count(*) > 1)
+                WINDOW w AS (PARTITION BY {k} ORDER BY _source_file, _source_row)
+            ) WHERE rn > 1""")
+    if not parts:
+        return None
+    fields = ", ".join(f"'{c.name}', CAST(n.{q(c.name)} AS VARCHAR)" for c in contract.columns)
+    return f"""
+        WITH losers AS ({' UNION ALL '.join(parts)})
+        SELECT l._source_file, l._source_row, string_agg(l.reason, '; ' ORDER BY l.reason) AS reason,
+               any_value(CAST(json_object({fields}) AS VARCHAR)) AS raw_json
+        FROM losers l JOIN {relation} n USING (_source_file, _source_row)
+        GROUP BY l._source_file, l._source_row
+        ORDER BY l._source_file, l._source_row"""
+
+
+def duplicates_file(engine: Engine, contract: Contract, snapshot: Snapshot, output: Path) -> Path | None:
+    """The Parquet of duplicate_id verdicts of the extract's snapshot files (computed once per
+    set of files, then reused), or None when the extract has no unique column."""
+    files = snapshot.files.get(contract.extract, ())
+    if not files or not any(c.unique for c in contract.columns):
+        return None
+    target = Path(output) / LAKE_DIR / contract.extract / "_duplicates" / \
+        f"{snapshot.key([contract.extract])}-{contract_fingerprint(contract)}.parquet"
+    if not target.exists():
+        engine.register("_raw_rows", [f.data for f in files])
+        try:
+            engine.write_parquet(_duplicates_sql(engine, contract, "_raw_rows"), target)
+        finally:
+            engine.drop("_raw_rows")
+    return target
+
+
+# ---------------------------------------------------------------------------- relations over a snapshot
+
+
+@dataclass(frozen=True)
+class RunRelations:
+    """The SQL defining each relation of a run: extract relations over the snapshot, the rule
+    views, and derived (link) tables written as Parquet in the run folder."""
+
+    extracts: dict[str, str]        # name -> SELECT over lake Parquet
+    duplicates: dict[str, str]      # extract -> lake Parquet of its duplicate_id verdicts
+    derived: dict[str, str]         # name -> Parquet path
+
+    def statements(self, engine: Engine) -> list[tuple[str, str]]:
+        """(name, SELECT) in dependency order: extracts, rule views, derived tables."""
+        out = list(self.extracts.items())
+        out += _view_selects(set(self.extracts))
+        out += [(n, f"SELECT * FROM {engine.dialect.read_parquet([p])}") for n, p in self.derived.items()]
+        return out
+
+
+def run_relations(engine: Engine, contracts: dict[str, Contract], snapshot: Snapshot, output: Path,
+                  derived: dict[str, Path] | None = None) -> RunRelations:
+    """Relations of a run over ``snapshot`` (duplicate verdicts computed or reused)."""
+    extracts, dups = {}, {}
+    for name, files in snapshot.files.items():
+        if not files:
+            continue
+        scan = f"SELECT * FROM {engine.dialect.read_parquet([f.data for f in files])}"
+        dup = duplicates_file(engine, contracts[name], snapshot, output)
+        if dup is not None and engine.scalar(f"SELECT count(*) FROM {engine.dialect.read_parquet([dup])}"):
+            dups[name] = str(dup)
+            scan = (f"SELECT r.* FROM ({scan}) AS r ANTI JOIN "
+                    f"(SELECT _source_file, _source_row FROM {engine.dialect.read_parquet([dup])}) AS d "
+                    "USING (_source_file, _source_row)")
+        extracts[name] = scan
+    return RunRelations(extracts, dups, {k: str(v) for k, v in (derived or {}).items()})
+
+
+def register_relations(engine: Engine, relations: RunRelations) -> None:
+    """Define every relation of ``relations`` in ``engine`` (views: nothing is copied)."""
+    for name, sql in relations.statements(engine):
+        engine.register_query(name, sql)
+
+
+_MARKER = re.compile(r"^--\s*(part|view):\s*(\w+)\s+requires:\s*([\w\s]+?)\s*$")
+
+
+def _view_blocks(sql: str) -> list[tuple[str, str, list[str], str]]:
+    blocks: list[tuple[str, str, list[str], list[str]]] = []
+    for line in sql.splitlines():
+        marker = _MARKER.match(line.strip())
+        if marker:
+            blocks.append((marker[1], marker[2], marker[3].split(), []))
+        elif blocks:
+            blocks[-1][3].append(line)
+    return [(kind, view, needs, "\n".join(body).strip()) for kind, view, needs, body in blocks]
+
+
+def _view_selects(available: set[str], sql_path: Path = VIEWS_SQL) -> list[tuple[str, str]]:
+    """(view, SELECT) of the rule views of ``warehouse_views.sql`` whose sources are available."""
+    blocks = _view_blocks(Path(sql_path).read_text(encoding="utf-8"))
+    have = set(available)
+    out = []
+    for view in dict.fromkeys(v for _, v, _, _ in blocks):
+        selects = [body for _, name, needs, body in blocks if name == view and set(needs) <= have]
+        if selects:
+            out.append((view, "\nUNION ALL\n".join(f"({s})" if len(selects) > 1 else s for s in selects)))
+            have.add(view)
+    return out
+
+
+def create_views(engine: Engine) -> list[str]:
+    """(Re)create the rule views over the relations ``engine`` holds; returns the views created."""
+    names: list[str] = []
+    for view in dict.fromkeys(v for _, v, _, _ in _view_blocks(VIEWS_SQL.read_text(encoding="utf-8"))):
+        engine.drop(view)
+    for view, sql in _view_selects(engine.relations()):
+        engine.execute(f"CREATE VIEW {engine.dialect.quote_identifier(view)} AS {sql}")
+        names.append(view)
+    return names
+
+
+# ---------------------------------------------------------------------------- views.sql for analysts
+
+
+VIEWS_FILE = "views.sql"
+
+
+def write_views_sql(engine: Engine, relations: RunRelations, run_dir: Path, extra: dict[str, str],
+                    final_dir: Path) -> Path:
+    """``views.sql`` in the (partial) run folder ``run_dir``: CREATE VIEW statements naming every
+    relation of the run over its Parquet files (absolute paths, as they will be once the run folder
+    is renamed to ``final_dir``), for any DuckDB client, 1.x included."""
+    lines = ["-- fraudwatch: named views over this run's Parquet files. In any DuckDB (1.x or later):",
+             "--   duckdb -cmd \".read views.sql\"   or   con.execute(open('views.sql').read())",
+             "-- Opening these files never blocks a run: runs only add new files."]
+    items = relations.statements(engine) + [(n, f"SELECT * FROM {engine.dialect.read_parquet([p])}")
+                                            for n, p in extra.items()]
+    for name, sql in items:
+        lines.append(f"CREATE OR REPLACE VIEW {engine.dialect.quote_identifier(name)} AS\n{sql};")
+    path = Path(run_dir) / VIEWS_FILE
+    tmp = path.with_name(f".{VIEWS_FILE}.tmp")
+    text = "\n".join(lines) + "\n"
+    text = text.replace(str(Path(run_dir).resolve()), str(Path(final_dir).resolve()))
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+    return path
