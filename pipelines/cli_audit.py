@@ -61,7 +61,12 @@ def _open(path: Path, write: bool):
 def _with_warehouse(output: Path, warehouse: Optional[Path], write: bool, work: Callable[[Any], T]) -> T:
     """``work(con)`` on the opened warehouse, which is closed afterwards; an error ends the command."""
     try:
-        con = _open(_warehouse(output, warehouse), write=write)
+        if write:
+            con = _open(_warehouse(output, warehouse), write=True)
+        else:  # readers read the published run (never the files a run writes) and outcomes read-only
+            from pipelines.lake import open_published
+
+            con = open_published(output, outcomes_db=_warehouse(output, warehouse)).connection
         try:
             return work(con)
         finally:

@@ -369,3 +369,26 @@ def write_views_sql(engine: Engine, relations: RunRelations, run_dir: Path, extr
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
     return path
+
+
+def open_published(output: Path, run: str = "latest", outcomes_db: Path | None = None) -> Engine:
+    """An in-memory session over a published run: its ``views.sql`` (extract tables, rule views,
+    link tables, suspects, quarantine) plus, read-only, ``_outcomes`` of ``outcomes_db`` when that
+    file exists. Opening it never blocks a run. With no published run, the session is empty."""
+    from pipelines.engine import connect
+
+    engine = connect("duckdb")
+    run_dir = Path(output) / (run if run == "latest" else f"runs/{run}")
+    views = run_dir / VIEWS_FILE
+    if views.exists():
+        for statement in views.read_text(encoding="utf-8").split(";\n"):
+            body = "\n".join(line for line in statement.splitlines() if not line.startswith("--")).strip()
+            if body:
+                engine.execute(body)
+    if outcomes_db is not None and Path(outcomes_db).exists():
+        engine.execute(f"ATTACH {engine.dialect.literal(str(outcomes_db))} AS outcome_store (READ_ONLY)")
+        tables = engine.query("SELECT table_name FROM information_schema.tables "
+                              "WHERE table_catalog = 'outcome_store' AND table_name = '_outcomes'")
+        if tables.num_rows:
+            engine.execute("CREATE VIEW main._outcomes AS SELECT * FROM outcome_store._outcomes")
+    return engine

@@ -6,7 +6,9 @@ Nothing here knows about Prefect.
 
 from __future__ import annotations
 
+import os
 import resource
+import sys
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -107,8 +109,17 @@ def prepare_run(config: RunConfig) -> RunContext:
 
 def run_stage(ctx: RunContext, name: str, fn: Callable[..., Any], *args: Any, progress: Progress | None = None) -> Any:
     """Run one stage function, recording its wall time and the peak memory after it."""
+    _test_pause(name)
     with _Stage(ctx, name, progress), limits.using(ctx.config.limits):
         return fn(ctx, *args)
+
+
+def _test_pause(stage: str) -> None:
+    """Test hook: with FRAUDWATCH_TEST_PAUSE_AT=<stage>, say so on stderr and wait before that
+    stage (tests kill the run there). Does nothing otherwise."""
+    if os.environ.get("FRAUDWATCH_TEST_PAUSE_AT") == stage:
+        print(f"fraudwatch-test: paused before {stage}", file=sys.stderr, flush=True)
+        time.sleep(600)
 
 
 def finish_run(ctx: RunContext) -> Path:

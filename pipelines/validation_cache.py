@@ -52,5 +52,4 @@ def load(output: Path, key: str, report_dir: Path) -> ExtractValidation | None:
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source / name, dest)
         paths[name] = dest
-    return replace(result, report_path=paths.get("report", result.report_path),
-                   ge_result_path=paths.get("ge"), data_docs_path=None)
+    return replace(result, report_path=paths.get("report", result.report_path), ge_result_path=paths.get("ge"))
