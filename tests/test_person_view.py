@@ -115,8 +115,26 @@ def test_render_person_shows_every_section(out, con):
         assert part in text, part
 
 
+def _publish_views(out):
+    """The person command reads the published run: give the latest run the tiny warehouse's
+    tables and views as Parquet plus the views.sql a run writes."""
+    run_dir = out / "runs" / RUN2
+    (run_dir / "derived").mkdir(exist_ok=True)
+    con = duckdb.connect(str(out / "warehouse.duckdb"), read_only=True)
+    lines = []
+    for (name,) in con.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' "
+                               "AND NOT starts_with(table_name, '_') ORDER BY 1").fetchall():
+        path = run_dir / "derived" / f"{name}.parquet"
+        con.execute(f"COPY (SELECT * FROM {name}) TO '{path}' (FORMAT parquet)")
+        lines.append(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet(['{path}']);")
+    con.close()
+    (run_dir / "views.sql").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
 def test_cli_person(out):
     from pipelines.cli import app
+
+    _publish_views(out)
 
     result = CliRunner().invoke(app, ["person", PERSON_A_15, "--output", str(out)])
     assert result.exit_code == 0, result.output
