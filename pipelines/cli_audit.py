@@ -63,10 +63,10 @@ def _with_warehouse(output: Path, warehouse: Optional[Path], write: bool, work: 
     try:
         if write:
             con = _open(_warehouse(output, warehouse), write=True)
-        else:  # readers read the published run (never the files a run writes) and outcomes read-only
+        else:  # readers read the published run's views.sql, never a file a run writes
             from pipelines.lake import open_published
 
-            con = open_published(output, outcomes_db=_warehouse(output, warehouse)).connection
+            con = open_published(output).connection
         try:
             return work(con)
         finally:

@@ -371,6 +371,16 @@ def write_views_sql(engine: Engine, relations: RunRelations, run_dir: Path, extr
     return path
 
 
+def run_views_sql(engine: Engine, views: Path) -> None:
+    """Define in ``engine`` every view of a run's ``views.sql`` (nothing when the file is absent)."""
+    if not Path(views).exists():
+        return
+    for statement in Path(views).read_text(encoding="utf-8").split(";\n"):
+        body = "\n".join(line for line in statement.splitlines() if not line.startswith("--")).strip()
+        if body:
+            engine.execute(body)
+
+
 def open_published(output: Path, run: str = "latest", outcomes_db: Path | None = None) -> Engine:
     """An in-memory session over a published run: its ``views.sql`` (extract tables, rule views,
     link tables, suspects, quarantine) plus, read-only, ``_outcomes`` of ``outcomes_db`` when that
@@ -379,12 +389,7 @@ def open_published(output: Path, run: str = "latest", outcomes_db: Path | None =
 
     engine = connect("duckdb")
     run_dir = Path(output) / (run if run == "latest" else f"runs/{run}")
-    views = run_dir / VIEWS_FILE
-    if views.exists():
-        for statement in views.read_text(encoding="utf-8").split(";\n"):
-            body = "\n".join(line for line in statement.splitlines() if not line.startswith("--")).strip()
-            if body:
-                engine.execute(body)
+    run_views_sql(engine, run_dir / VIEWS_FILE)
     if outcomes_db is not None and Path(outcomes_db).exists():
         engine.execute(f"ATTACH {engine.dialect.literal(str(outcomes_db))} AS outcome_store (READ_ONLY)")
         tables = engine.query("SELECT table_name FROM information_schema.tables "

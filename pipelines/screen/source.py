@@ -6,8 +6,9 @@ The screening SQL reads named relations only (``pension_payments``, ``person_dea
 read the data of the latest *full* audit run (a run of every rule: no ``--rules``/``--category``
 selection), so only this module changes when the warehouse becomes a lake of per-run snapshots.
 
-Today the data is the warehouse file ``<output>/warehouse.duckdb``, opened read-only; the
-manifest of the screen names the run it belongs to.
+The data is the run's ``views.sql`` (named views over the run's snapshot of the Parquet lake and
+its link tables); a run without one (an earlier version) falls back to ``<output>/warehouse.duckdb``
+opened read-only. The manifest of the screen names the run it belongs to.
 """
 
 from __future__ import annotations
@@ -60,6 +61,19 @@ def open_audit_data(output: Path, warehouse: Path | None = None, memory_limit: s
     output = Path(output)
     run_dir = latest_full_run(output)
     manifest = json.loads((run_dir / publish.MANIFEST_FILE).read_text(encoding="utf-8"))
+    views = run_dir / "views.sql"
+    if warehouse is None and views.exists():  # the run's published relations over the lake (readers never block a run)
+        from pipelines.lake import run_views_sql
+
+        engine = connect("duckdb", memory_limit=memory_limit, temp_directory=temp_directory)
+        run_views_sql(engine, views)
+        relations = tuple(name for name in RELATIONS if name in engine.relations())
+        if "pension_payments" not in relations:
+            engine.close()
+            raise RunError("the audit run has no pension_payments", file=views,
+                           hint="the full audit must have read pension payments")
+        return engine, AuditData(run_id=run_dir.name, run_dir=run_dir,
+                                 as_of=manifest.get("parameters", {}).get("as_of"), warehouse=views, relations=relations)
     path = Path(warehouse) if warehouse else output / "warehouse.duckdb"
     if not path.exists():
         raise RunError("the audit's warehouse is missing", file=path,

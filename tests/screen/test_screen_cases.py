@@ -101,14 +101,18 @@ def test_certified_after_death_when_certifications_are_present(audit, payroll, t
     # the certifications extract is optional; put one in a copy of the audit's warehouse
     output = tmp_path / "out"
     shutil.copytree(audit, output, symlinks=True)
-    con = duckdb.connect(str(output / "warehouse.duckdb"))
+    con = duckdb.connect()
     con.execute("""CREATE TABLE certifications (record_id VARCHAR, person_id VARCHAR, person_id_valid BOOLEAN,
                    name VARCHAR, cert_date DATE, method VARCHAR, result VARCHAR, region_code VARCHAR)""")
     con.execute("INSERT INTO certifications VALUES ('C1', ?, true, '张一', DATE '2024-12-28', '人脸识别', '通过', '110101'),"
                 "('C2', ?, true, '吴一', DATE '2024-12-28', '人脸识别', '未通过', '110101'),"
                 "('C3', ?, true, '吴一', DATE '2024-12-01', '社区认证', '通过', '110101')",
                 [DEAD, DEAD_TWO_REGIONS, DEAD_TWO_REGIONS])
+    run_dir = (output / "latest").resolve()
+    con.execute(f"COPY certifications TO '{run_dir / 'certifications.parquet'}' (FORMAT parquet)")
     con.close()
+    with open(run_dir / "views.sql", "a", encoding="utf-8") as views:  # one more relation of the audit run
+        views.write(f"CREATE OR REPLACE VIEW certifications AS SELECT * FROM read_parquet(['{run_dir / 'certifications.parquet'}']);\n")
     holds = pl.read_parquet(_screen(output, payroll).holds)
     got = {r["payment_id"]: r["hold_reason"] for r in holds.iter_rows(named=True)}
     assert got == {k: v for k, (v, _) in EXPECTED.items()} | {"J01": "certified_after_death"}

@@ -26,9 +26,16 @@ def audited(tmp_path_factory) -> Path:
     return output
 
 
+def _published(output: Path):
+    """The audit run's relations, as an analyst opens them: its views.sql."""
+    con = duckdb.connect()
+    con.execute((output / "latest" / "views.sql").read_text(encoding="utf-8"))
+    return con
+
+
 def _next_month_payroll(output: Path, path: Path) -> None:
     """January 2025: every December payment paid again (new payment ids), as a Parquet payroll."""
-    con = duckdb.connect(str(output / "warehouse.duckdb"), read_only=True)
+    con = _published(output)
     con.execute(f"""COPY (SELECT 'N' || payment_id AS payment_id, person_id, name_raw AS name, scheme, region_code,
                                  '2025-01' AS period, CAST(amount AS VARCHAR) AS amount
                           FROM pension_payments WHERE period = DATE '2024-12-01' ORDER BY payment_id)
@@ -53,7 +60,7 @@ def test_full_audit_then_screen_next_month_payroll_finds_the_holds(audited, tmp_
     # every planted paid-after-death payee still paid in December is held in January, and every
     # payee held as dead has a death record before January
     truth = pl.read_parquet(SAMPLE / "ground_truth.parquet")
-    con = duckdb.connect(str(audited / "warehouse.duckdb"), read_only=True)
+    con = _published(audited)
     paid_dec = {p for (p,) in con.execute(
         "SELECT DISTINCT person_id FROM pension_payments WHERE period = DATE '2024-12-01'").fetchall()}
     dead = {p for (p,) in con.execute(
