@@ -10,26 +10,20 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from pipelines.errors import FraudwatchError
+from pipelines import cli_audit, cli_screen
+from pipelines.cli_output import FraudwatchGroup, console, err
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="Find benefit fraud by cross-checking registries.")
+app = typer.Typer(cls=FraudwatchGroup, no_args_is_help=True, add_completion=False,
+                  help="Find benefit fraud by cross-checking registries.")
 rules_app = typer.Typer(no_args_is_help=True, help="List, lint and test the YAML rules.")
 app.add_typer(rules_app, name="rules")
-console = Console()
-err = Console(stderr=True)
 
 
 class Format(str, Enum):
     csv = "csv"
     parquet = "parquet"
-
-
-def _fail(exc: FraudwatchError) -> None:
-    err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True)
-    raise typer.Exit(2)
 
 
 def _parse_params(items: list[str]) -> dict[str, dict[str, str]]:
@@ -53,7 +47,7 @@ def run(
     param: list[str] = typer.Option([], "--param", help="Override a rule parameter: RULE_ID.PARAM=VALUE."),
     memory_limit: Optional[str] = typer.Option(None, help="DuckDB memory limit, e.g. 16GB."),
     prefect: bool = typer.Option(True, "--prefect/--no-prefect", help="Run as a Prefect flow (temporary local server) or as plain functions."),
-    job: str = typer.Option("adhoc", "--job", help="Job name: each job keeps its own run history and latest."),
+    job: Optional[str] = typer.Option(None, "--job", help="Job name; each job keeps its own run history and latest (default: full-audit when every rule runs, else adhoc)."),
     wait: bool = typer.Option(True, "--wait/--no-wait", help="If another run holds the output folder: wait for it, or fail at once."),
     wait_timeout: float = typer.Option(1800.0, "--wait-timeout", help="Seconds to wait for another run on the same output folder."),
 ) -> None:
@@ -64,41 +58,41 @@ def run(
         raise typer.BadParameter(f"--as-of {as_of!r}: expected YYYY-MM-DD") from None
     params = _parse_params(param)
     timeout = wait_timeout if wait else 0.0
+    from pipelines.jobs import default_job
+    from pipelines.pipeline import RunConfig
+    from pipelines.runcheck import check_request
+    from pipelines.runlock import run_lock
+
+    config = RunConfig(input=input, output=output, as_of=reference, rule_ids=tuple(rules), categories=tuple(category),
+                       parameters=params, memory_limit=memory_limit, job=job or default_job(rules, category),
+                       wait_timeout=timeout)
+    check_request(config)  # every mistake refused before the lock, Prefect or any data is touched
 
     def waiting(holder) -> None:
         who = holder.describe() if holder else "another run"
         err.print(f"waiting up to {timeout:g} s for the run lock of {output}: held by {who}", highlight=False)
 
-    try:
-        from pipelines.runlock import run_lock
-
-        with run_lock(output, job, timeout, waiting):
-            _run(input, output, reference, rules, category, params, memory_limit, prefect, job, timeout)
-    except FraudwatchError as exc:
-        _fail(exc)
+    with run_lock(output, config.job, timeout, waiting):
+        _run(config, prefect)
 
 
-def _run(input: Path, output: Path, reference: date, rules: list[str], category: list[str], params: dict,
-         memory_limit: str | None, prefect: bool, job: str, timeout: float) -> None:
+def _run(config, prefect: bool) -> None:
     """The run itself, once the run lock is held (the flow or the stage functions take it again, re-entrantly)."""
     if prefect:
         os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
         from pipelines.flows import audit_flow
 
-        state = audit_flow(input=str(input), output=str(output), as_of=reference, rules=list(rules),
-                           categories=list(category), parameters=params, memory_limit=memory_limit,
-                           job=job, wait_timeout=timeout, return_state=True)
+        state = audit_flow(input=str(config.input), output=str(config.output), as_of=config.as_of,
+                           rules=list(config.rule_ids), categories=list(config.categories),
+                           parameters=config.parameters, memory_limit=config.memory_limit, job=config.job,
+                           wait_timeout=config.wait_timeout, return_state=True)
         if not state.is_completed():
             state.result()  # re-raises the flow's error
         from pipelines.publish import resolve_run
-        _print_run(resolve_run(output, "latest"))
+        _print_run(resolve_run(config.output, config.job))
     else:
-        from pipelines.pipeline import RunConfig
         from pipelines.stages import run_pipeline
 
-        config = RunConfig(input=input, output=output, as_of=reference, rule_ids=tuple(rules),
-                           categories=tuple(category), parameters=params, memory_limit=memory_limit,
-                           job=job, wait_timeout=timeout)
         with console.status("starting") as status:
             summary = run_pipeline(config, progress=lambda stage: status.update(f"{stage} …"))
         _print_run(summary.run_dir)
@@ -137,6 +131,9 @@ def _print_run(run_dir: Path) -> None:
                   f"{validation_site.site_index(output)})", highlight=False, markup=False, soft_wrap=True)
     console.print(f"quarantine:         {run_dir / 'quarantine'}  ({sum(report.quarantined_per_extract.values()):,} rows)",
                   highlight=False, markup=False, soft_wrap=True)
+    if report.job:
+        console.print(f"job latest:         {output / 'jobs' / report.job / 'latest'} -> {run_dir.name}",
+                      highlight=False, markup=False, soft_wrap=True)
     console.print(f"latest:             {output / 'latest'} -> {run_dir.name}", highlight=False, markup=False, soft_wrap=True)
     for note in report.notes:
         console.print(f"note: {note}", highlight=False, markup=False, soft_wrap=True)
@@ -154,11 +151,8 @@ def synth(
     """Write synthetic extracts with planted fraud cases and their ground truth."""
     from pipelines.synth import generate
 
-    try:
-        with console.status(f"generating {persons} persons × {months} months"):
-            summary = generate(persons=persons, months=months, seed=seed, out=out, fmt=format.value, messy=messy)
-    except FraudwatchError as exc:
-        _fail(exc)
+    with console.status(f"generating {persons} persons × {months} months"):
+        summary = generate(persons=persons, months=months, seed=seed, out=out, fmt=format.value, messy=messy)
     console.print(summary)
 
 
@@ -167,10 +161,7 @@ def rules_list(rules_dir: Optional[Path] = typer.Option(None, help="Rules folder
     """Every rule with its category, severity, status and the extracts it needs."""
     from pipelines.rules.loader import load_rules
 
-    try:
-        rules = load_rules(rules_dir) if rules_dir else load_rules()
-    except FraudwatchError as exc:
-        _fail(exc)
+    rules = load_rules(rules_dir) if rules_dir else load_rules()
     table = Table()
     for col in ("id", "v", "category", "severity", "status", "requires", "title"):
         table.add_column(col)
@@ -185,10 +176,7 @@ def rules_lint(rules_dir: Optional[Path] = typer.Option(None, help="Rules folder
     from pipelines.rules.engine import lint_rules
     from pipelines.rules.loader import load_rules
 
-    try:
-        rules = load_rules(rules_dir, check_sql=False) if rules_dir else load_rules(check_sql=False)
-    except FraudwatchError as exc:
-        _fail(exc)
+    rules = load_rules(rules_dir, check_sql=False) if rules_dir else load_rules(check_sql=False)
     problems = lint_rules(rules)
     for problem in problems:
         err.print(f"[red]✗[/] {problem}", highlight=False)
@@ -206,10 +194,7 @@ def rules_test(
     from pipelines.rules.casetest import run_rule_cases
     from pipelines.rules.loader import load_rules
 
-    try:
-        rules = load_rules(rules_dir) if rules_dir else load_rules()
-    except FraudwatchError as exc:
-        _fail(exc)
+    rules = load_rules(rules_dir) if rules_dir else load_rules()
     if rule_id:
         rules = [r for r in rules if r.id == rule_id]
         if not rules:
@@ -248,9 +233,9 @@ def doctor(
     raise typer.Exit(code)
 
 
-# Commands for auditors and analysts (export, outcomes, person) live in their own module.
-from pipelines import cli_audit  # noqa: E402,F401  (registers its commands on `app`)
-from pipelines import cli_screen  # noqa: E402,F401  (registers `screen`)
+# Commands for auditors and analysts (export, outcomes, person) and `screen` live in their own modules.
+cli_audit.register_commands(app)
+cli_screen.register_commands(app)
 
 
 def main() -> None:  # pragma: no cover - entry point

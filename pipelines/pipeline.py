@@ -17,6 +17,7 @@ from typing import Any, Callable
 from pipelines.contracts import DEFAULT_CONTRACTS_DIR, Contract, load_contracts
 from pipelines.errors import ExtractError, RunError
 from pipelines import publish
+from pipelines.failures import clean_leftovers, keep_evidence
 from pipelines.runlock import DEFAULT_WAIT_SECONDS
 
 DEFAULT_RULES_DIR = Path(__file__).resolve().parent.parent / "rules"
@@ -89,13 +90,14 @@ def prepare_run(config: RunConfig) -> RunContext:
     contracts = load_contracts(config.contracts_dir)
     output = Path(config.output)
     output.mkdir(parents=True, exist_ok=True)
-    previous_id = publish.latest_run_id(output)
-    previous = publish.runs_dir(output) / previous_id if previous_id else None
     run_id = publish.new_run_id()
+    notes = clean_leftovers(output, run_id)
+    previous_id = publish.latest_run_id(output, config.job)
+    previous = publish.runs_dir(output) / previous_id if previous_id else None
     partial = publish.start_run(output, run_id)
     staging = output / "staging" / run_id
     staging.mkdir(parents=True, exist_ok=True)
-    return RunContext(config, run_id, partial, staging, previous, contracts)
+    return RunContext(config, run_id, partial, staging, previous, contracts, notes=notes)
 
 
 def run_stage(ctx: RunContext, name: str, fn: Callable[..., Any], *args: Any, progress: Progress | None = None) -> Any:
@@ -105,13 +107,22 @@ def run_stage(ctx: RunContext, name: str, fn: Callable[..., Any], *args: Any, pr
 
 
 def finish_run(ctx: RunContext) -> Path:
-    """Make the run visible and move `latest`; remove staging."""
-    final = publish.commit_run(Path(ctx.config.output), ctx.partial, ctx.run_id)
+    """Make the run visible (completion marker) and move `jobs/<job>/latest` and `latest`; remove staging."""
+    final = publish.commit_run(Path(ctx.config.output), ctx.partial, ctx.run_id, ctx.config.job)
     shutil.rmtree(ctx.staging, ignore_errors=True)
     return final
 
 
-def fail_run(ctx: RunContext) -> None:
-    """Drop everything a failed run wrote; `latest` stays where it was."""
-    publish.abort_run(ctx.partial)
-    shutil.rmtree(ctx.staging, ignore_errors=True)
+def fail_run(ctx: RunContext, exc: BaseException | None = None) -> Path:
+    """Keep what a failed run wrote in `failed/<run_id>/` (nothing becomes a run; `latest` stays where it was).
+
+    ``exc`` is rewritten to name paths that exist after the move. Returns the failed folder."""
+    cfg = ctx.config
+    manifest = {
+        "job": cfg.job,
+        "parameters": {"input": str(cfg.input), "output": str(cfg.output), "as_of": cfg.as_of.isoformat(),
+                       "rule_ids": list(cfg.rule_ids), "categories": list(cfg.categories),
+                       "rule_parameters": cfg.parameters},
+        "stages_started": list(ctx.timings), "timings_seconds": ctx.timings, "notes": ctx.notes,
+    }
+    return keep_evidence(Path(cfg.output), ctx.run_id, ctx.partial, ctx.staging, exc, manifest)

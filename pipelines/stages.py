@@ -19,6 +19,7 @@ from pipelines.ingest import IngestResult, discover_extracts, ingest_extract
 from pipelines.linking import LinkResult, link_persons
 from pipelines.pipeline import Progress, RunConfig, RunContext, fail_run, finish_run, peak_rss_mb, prepare_run, run_stage
 from pipelines.rules.engine import RunHits, run_rules
+from pipelines.runcheck import check_request
 from pipelines.runlock import LockHolder, run_lock
 from pipelines.rules.loader import load_rules
 from pipelines.rules.model import Rule
@@ -161,6 +162,7 @@ def publish_stage(ctx: RunContext, ingested: dict[str, IngestResult], validation
     ctx.timings.setdefault("publish", 0.0)
     manifest = {
         "run_id": ctx.run_id,
+        "job": ctx.config.job,
         "parameters": {"input": str(ctx.config.input), "output": str(ctx.config.output),
                        "as_of": ctx.config.as_of.isoformat(), "rule_ids": list(ctx.config.rule_ids),
                        "categories": list(ctx.config.categories), "rule_parameters": ctx.config.parameters},
@@ -204,6 +206,7 @@ def publish_stage(ctx: RunContext, ingested: dict[str, IngestResult], validation
 def run_pipeline(config: RunConfig, progress: Progress | None = None,
                  on_wait: Callable[[LockHolder | None], None] | None = None) -> RunSummary:
     """One complete audit run without Prefect (the flow runs the same stages), holding the run lock."""
+    check_request(config)
     with run_lock(config.output, config.job, config.wait_timeout, on_wait):
         ctx = prepare_run(config)
         try:
@@ -215,8 +218,13 @@ def run_pipeline(config: RunConfig, progress: Progress | None = None,
             summary = run_stage(ctx, "publish", publish_stage, ingested, validations, loaded, hits, linked,
                                 progress=progress)
         except BaseException as exc:
+<<<<<<< HEAD
             fail_run(ctx)
             after_run.failed(ctx, exc)
+=======
+            fail_run(ctx, exc)
+            alerts.after_failed_run(ctx, exc)
+>>>>>>> d89177f (Jobs with their own history and latest, completion marker, failed runs keep their evidence, requests checked before any work, transient-only retries, stale leftovers cleaned; cli_audit registered without an import cycle, errors converted once)
             raise
         after_run.finished(summary.run_dir, config.output)
         return summary
