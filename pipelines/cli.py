@@ -80,6 +80,8 @@ def _run(config, prefect: bool) -> None:
     """The run itself, once the run lock is held (the flow or the stage functions take it again, re-entrantly)."""
     if prefect:
         os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+        os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # no telemetry from the temporary server
+        err.print("starting Prefect's temporary local server (10–30 s) …", highlight=False)
         from pipelines.flows import audit_flow
 
         state = audit_flow(input=str(config.input), output=str(config.output), as_of=config.as_of,
@@ -94,7 +96,8 @@ def _run(config, prefect: bool) -> None:
         from pipelines.stages import run_pipeline
 
         with console.status("starting") as status:
-            summary = run_pipeline(config, progress=lambda stage: status.update(f"{stage} …"))
+            summary = run_pipeline(config, progress=lambda stage: status.update(f"{stage} …"),
+                                   report=lambda line: console.print(line, highlight=False, markup=False))
         _print_run(summary.run_dir)
 
 

@@ -29,38 +29,42 @@ def _retry_if_transient(task, task_run, state) -> bool:
     return is_transient(state.result(raise_on_failure=False))
 
 
+def _log(line: str) -> None:
+    get_run_logger().info(line)
+
+
 # IO stages retry a transient error (a landing folder on a network share can hiccup); pure stages do not.
 _io = dict(retries=2, retry_delay_seconds=10, retry_condition_fn=_retry_if_transient, cache_policy=NO_CACHE)
 
 
 @task(name="ingest", **_io)
 def ingest_task(ctx):
-    return run_stage(ctx, "ingest", stages.ingest_stage)
+    return run_stage(ctx, "ingest", stages.ingest_stage, report=_log)
 
 
 @task(name="validate", cache_policy=NO_CACHE)
 def validate_task(ctx, ingested):
-    return run_stage(ctx, "validate", stages.validate_stage, ingested)
+    return run_stage(ctx, "validate", stages.validate_stage, ingested, report=_log)
 
 
 @task(name="load", **_io)
 def load_task(ctx, ingested):
-    return run_stage(ctx, "load", stages.load_stage, ingested)
+    return run_stage(ctx, "load", stages.load_stage, ingested, report=_log)
 
 
 @task(name="link", cache_policy=NO_CACHE)
 def link_task(ctx):
-    return run_stage(ctx, "link", stages.link_stage)
+    return run_stage(ctx, "link", stages.link_stage, report=_log)
 
 
 @task(name="detect", cache_policy=NO_CACHE)
 def detect_task(ctx):
-    return run_stage(ctx, "detect", stages.detect_stage)
+    return run_stage(ctx, "detect", stages.detect_stage, report=_log)
 
 
 @task(name="publish", **_io)
 def publish_task(ctx, ingested, validations, loaded, hits, linked):
-    return run_stage(ctx, "publish", stages.publish_stage, ingested, validations, loaded, hits, linked)
+    return run_stage(ctx, "publish", stages.publish_stage, ingested, validations, loaded, hits, linked, report=_log)
 
 
 @flow(name="fraudwatch-audit", log_prints=True)

@@ -100,10 +100,41 @@ def prepare_run(config: RunConfig) -> RunContext:
     return RunContext(config, run_id, partial, staging, previous, contracts, notes=notes)
 
 
-def run_stage(ctx: RunContext, name: str, fn: Callable[..., Any], *args: Any, progress: Progress | None = None) -> Any:
-    """Run one stage function, recording its wall time and the peak memory after it."""
+def run_stage(ctx: RunContext, name: str, fn: Callable[..., Any], *args: Any, progress: Progress | None = None,
+              report: Progress | None = None) -> Any:
+    """Run one stage function, recording its wall time and the peak memory after it; ``report`` gets one line
+    saying what the stage did (counts only, never personal data)."""
     with _Stage(ctx, name, progress):
-        return fn(ctx, *args)
+        result = fn(ctx, *args)
+    if report is not None:
+        report(f"{name}: {stage_summary(name, result)} ({ctx.timings.get(name, 0):.1f} s)")
+    return result
+
+
+def stage_summary(name: str, result: Any) -> str:
+    """What a stage did, in counts: rows read and quarantined, checks, rows loaded, links, hits. No data values."""
+    if name == "ingest":
+        files = sum(len(r.files) for r in result.values())
+        return (f"{len(result)} extracts, {files} files, {sum(r.rows_read for r in result.values()):,} rows read, "
+                f"{sum(r.rows_quarantined for r in result.values()):,} quarantined")
+    if name == "validate":
+        warnings = sum(1 for v in result.values() for c in v.checks if not c.passed and c.severity == "warning")
+        ge_failed = sorted(n for n, v in result.items() if v.ge_success is False)
+        text = f"{sum(v.passed for v in result.values())} of {len(result)} extracts passed, {warnings} warnings"
+        return text + (f"; great-expectations flagged {', '.join(ge_failed)}" if ge_failed else "")
+    if name == "load":
+        return (f"{sum(result['counts'].values()):,} rows in {len(result['counts'])} tables, "
+                f"{sum(result['quarantined'].values()):,} rows quarantined")
+    if name == "link":
+        d = result.as_dict() if hasattr(result, "as_dict") else {}
+        return ", ".join(f"{v:,} {k.replace('_', ' ')}" for k, v in d.items() if isinstance(v, int)) or "done"
+    if name == "detect":
+        ran = [r for r in result.runs if r.status == "ran"]
+        return (f"{len(ran)} rules ran, {len(result.runs) - len(ran)} skipped, "
+                f"{sum(r.rows for r in ran):,} hits")
+    if name == "publish":
+        return f"run {result.run_id}: {sum(result.hits_per_rule.values()):,} suspects, {result.held_back:,} held back"
+    return "done"
 
 
 def finish_run(ctx: RunContext) -> Path:

@@ -204,19 +204,19 @@ def publish_stage(ctx: RunContext, ingested: dict[str, IngestResult], validation
 
 
 def run_pipeline(config: RunConfig, progress: Progress | None = None,
-                 on_wait: Callable[[LockHolder | None], None] | None = None) -> RunSummary:
+                 on_wait: Callable[[LockHolder | None], None] | None = None, report: Progress | None = None) -> RunSummary:
     """One complete audit run without Prefect (the flow runs the same stages), holding the run lock."""
     check_request(config)
     with run_lock(config.output, config.job, config.wait_timeout, on_wait):
         ctx = prepare_run(config)
         try:
-            ingested = run_stage(ctx, "ingest", ingest_stage, progress=progress)
-            validations = run_stage(ctx, "validate", validate_stage, ingested, progress=progress)
-            loaded = run_stage(ctx, "load", load_stage, ingested, progress=progress)
-            linked = run_stage(ctx, "link", link_stage, progress=progress)
-            hits = run_stage(ctx, "detect", detect_stage, progress=progress)
+            ingested = run_stage(ctx, "ingest", ingest_stage, progress=progress, report=report)
+            validations = run_stage(ctx, "validate", validate_stage, ingested, progress=progress, report=report)
+            loaded = run_stage(ctx, "load", load_stage, ingested, progress=progress, report=report)
+            linked = run_stage(ctx, "link", link_stage, progress=progress, report=report)
+            hits = run_stage(ctx, "detect", detect_stage, progress=progress, report=report)
             summary = run_stage(ctx, "publish", publish_stage, ingested, validations, loaded, hits, linked,
-                                progress=progress)
+                                progress=progress, report=report)
         except BaseException as exc:
 <<<<<<< HEAD
             fail_run(ctx)
