@@ -39,8 +39,14 @@ class RunConfig:
     warehouse: Path | None = None
     memory_limit: str | None = None
     threads: int | None = None
-    job: str = "adhoc"
+    job: str | None = None  # default: full-audit when every rule runs, else adhoc
     wait_timeout: float = DEFAULT_WAIT_SECONDS
+
+    def __post_init__(self) -> None:
+        if self.job is None:
+            from pipelines.jobs import default_job
+
+            object.__setattr__(self, "job", default_job(self.rule_ids, self.categories))
 
     @property
     def warehouse_path(self) -> Path:
