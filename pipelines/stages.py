@@ -218,13 +218,8 @@ def run_pipeline(config: RunConfig, progress: Progress | None = None,
             summary = run_stage(ctx, "publish", publish_stage, ingested, validations, loaded, hits, linked,
                                 progress=progress, report=report)
         except BaseException as exc:
-<<<<<<< HEAD
-            fail_run(ctx)
-            after_run.failed(ctx, exc)
-=======
             fail_run(ctx, exc)
-            alerts.after_failed_run(ctx, exc)
->>>>>>> d89177f (Jobs with their own history and latest, completion marker, failed runs keep their evidence, requests checked before any work, transient-only retries, stale leftovers cleaned; cli_audit registered without an import cycle, errors converted once)
+            after_run.failed(ctx, exc)
             raise
         after_run.finished(summary.run_dir, config.output)
         return summary

@@ -57,7 +57,6 @@ def test_a_failing_flow_leaves_latest_alone(harness, tmp_path):
     assert "deaths.csv" in str(state.message) or "deaths.csv" in repr(state.result(raise_on_failure=False))
 
 
-<<<<<<< HEAD
 def test_doctor_reads_deployments_and_their_next_scheduled_runs_from_a_real_server(harness):
     """The harness runs a real Prefect server process (without its scheduler service): a deployment with a
     scheduled run shows it in Asia/Shanghai time; an active schedule with no run is reported as an error."""
@@ -91,7 +90,8 @@ def test_doctor_reads_deployments_and_their_next_scheduled_runs_from_a_real_serv
     monthly = [f for f in found if f.message.startswith("fraudwatch-audit/monthly-full-audit")]
     assert [f.level for f in monthly] == ["error"] and "has no scheduled run" in monthly[0].message
     assert doctor.exit_code(found) == 1
-=======
+
+
 def _task_runs(flow_run_id):
     import asyncio
 
@@ -147,4 +147,3 @@ def test_empty_deployment_paths_fail_the_flow_at_once(harness, tmp_path):
     assert state.is_failed()
     with pytest.raises(RunError, match="FRAUDWATCH_LANDING"):
         state.result()
->>>>>>> d89177f (Jobs with their own history and latest, completion marker, failed runs keep their evidence, requests checked before any work, transient-only retries, stale leftovers cleaned; cli_audit registered without an import cycle, errors converted once)
