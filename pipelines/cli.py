@@ -10,48 +10,22 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from pipelines import cli_audit, cli_screen
+from pipelines.cli_output import FraudwatchGroup, console, err, fail as _fail
 from pipelines.errors import FraudwatchError
 from pipelines.textsafe import literal
 
-class _App(typer.Typer):
-    """The CLI; an operating-system failure (disk full, read-only folder, permission denied, a vanished
-    file) that escapes a command ends with a message saying what happened and what to do, exit code 2."""
-
-    def __call__(self, *args, **kwargs):
-        try:
-            return super().__call__(*args, **kwargs)
-        except Exception as exc:  # noqa: BLE001 - only OS failures are converted; the rest is re-raised
-            from pipelines.guards.oserrors import os_failure_in_chain
-
-            failure = os_failure_in_chain(exc)
-            if failure is None:
-                raise
-            err.print(literal("error: ", "bold red") + literal(failure), highlight=False, soft_wrap=True)
-            sys.exit(2)
-
-
-app = _App(no_args_is_help=True, add_completion=False, help="Find benefit fraud by cross-checking registries.")
+app = typer.Typer(cls=FraudwatchGroup, no_args_is_help=True, add_completion=False,
+                  help="Find benefit fraud by cross-checking registries.")
 rules_app = typer.Typer(no_args_is_help=True, help="List, lint and test the YAML rules.")
 app.add_typer(rules_app, name="rules")
-console = Console()
-err = Console(stderr=True)
 
 
 class Format(str, Enum):
     csv = "csv"
     parquet = "parquet"
-
-
-def _fail(exc: FraudwatchError) -> None:
-    from pipelines.guards.oserrors import os_failure_in_chain
-
-    exc = os_failure_in_chain(exc) or exc  # a full disk or a read-only folder is said as such, whoever met it
-    # The message may hold text from a file: printed literally (no markup, no emoji, controls visible).
-    err.print(literal("error: ", "bold red") + literal(exc), highlight=False, soft_wrap=True)
-    raise typer.Exit(2)
 
 
 def _parse_params(items: list[str]) -> dict[str, dict[str, str]]:
@@ -77,7 +51,7 @@ def run(
     limit: list[str] = typer.Option([], "--limit", help="Override a resource limit: NAME=VALUE, e.g. "
                                     "rule_time_limit_seconds=120 (names and defaults: pipelines/limits.py)."),
     prefect: bool = typer.Option(True, "--prefect/--no-prefect", help="Run as a Prefect flow (temporary local server) or as plain functions."),
-    job: str = typer.Option("adhoc", "--job", help="Job name: each job keeps its own run history and latest."),
+    job: Optional[str] = typer.Option(None, "--job", help="Job name; each job keeps its own run history and latest (default: full-audit when every rule runs, else adhoc)."),
     wait: bool = typer.Option(True, "--wait/--no-wait", help="If another run holds the output folder: wait for it, or fail at once."),
     wait_timeout: float = typer.Option(1800.0, "--wait-timeout", help="Seconds to wait for another run on the same output folder."),
 ) -> None:
@@ -88,48 +62,51 @@ def run(
         raise typer.BadParameter(f"--as-of {as_of!r}: expected YYYY-MM-DD") from None
     params = _parse_params(param)
     timeout = wait_timeout if wait else 0.0
+    from pipelines.jobs import default_job
+    from pipelines.pipeline import RunConfig
+    from pipelines.runcheck import check_request
+    from pipelines.runlock import run_lock
+
+    from pipelines.limits import DEFAULT as DEFAULT_LIMITS, parse_cli
+
+    limit_overrides = parse_cli(limit)
+    config = RunConfig(input=input, output=output, as_of=reference, rule_ids=tuple(rules), categories=tuple(category),
+                       parameters=params, memory_limit=memory_limit, job=job or default_job(rules, category),
+                       wait_timeout=timeout,
+                       limits=DEFAULT_LIMITS.with_overrides(limit_overrides))  # a bad limit fails here, before any work
+    check_request(config)  # every mistake refused before the lock, Prefect or any data is touched
 
     def waiting(holder) -> None:
         who = holder.describe() if holder else "another run"
         err.print(f"waiting up to {timeout:g} s for the run lock of {output}: held by {who}", highlight=False)
 
-    try:
-        from pipelines.limits import DEFAULT as DEFAULT_LIMITS, parse_cli
-        from pipelines.runlock import run_lock
-
-        limit_overrides = parse_cli(limit)
-        DEFAULT_LIMITS.with_overrides(limit_overrides)  # a bad name or value fails here, before Prefect
-        with run_lock(output, job, timeout, waiting):
-            _run(input, output, reference, rules, category, params, memory_limit, prefect, job, timeout,
-                 limit_overrides)
-    except FraudwatchError as exc:
-        _fail(exc)
+    with run_lock(output, config.job, timeout, waiting):
+        _run(config, prefect, limit_overrides)
 
 
-def _run(input: Path, output: Path, reference: date, rules: list[str], category: list[str], params: dict,
-         memory_limit: str | None, prefect: bool, job: str, timeout: float, limits: dict[str, str]) -> None:
+def _run(config, prefect: bool, limit_overrides: dict[str, str]) -> None:
     """The run itself, once the run lock is held (the flow or the stage functions take it again, re-entrantly)."""
     if prefect:
         os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+        os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # no telemetry from the temporary server
+        err.print("starting Prefect's temporary local server (10–30 s) …", highlight=False)
         from pipelines.flows import audit_flow
 
-        state = audit_flow(input=str(input), output=str(output), as_of=reference, rules=list(rules),
-                           categories=list(category), parameters=params, memory_limit=memory_limit,
-                           job=job, wait_timeout=timeout, limits=limits, return_state=True)
+        state = audit_flow(input=str(config.input), output=str(config.output), as_of=config.as_of,
+                           rules=list(config.rule_ids), categories=list(config.categories),
+                           parameters=config.parameters, memory_limit=config.memory_limit, job=config.job,
+                           wait_timeout=config.wait_timeout,
+                           limits=limit_overrides, return_state=True)
         if not state.is_completed():
             state.result()  # re-raises the flow's error
         from pipelines.publish import resolve_run
-        _print_run(resolve_run(output, "latest"))
+        _print_run(resolve_run(config.output, config.job))
     else:
-        from pipelines.limits import DEFAULT as DEFAULT_LIMITS
-        from pipelines.pipeline import RunConfig
         from pipelines.stages import run_pipeline
 
-        config = RunConfig(input=input, output=output, as_of=reference, rule_ids=tuple(rules),
-                           categories=tuple(category), parameters=params, memory_limit=memory_limit,
-                           job=job, wait_timeout=timeout, limits=DEFAULT_LIMITS.with_overrides(limits))
         with console.status("starting") as status:
-            summary = run_pipeline(config, progress=lambda stage: status.update(f"{stage} …"))
+            summary = run_pipeline(config, progress=lambda stage: status.update(f"{stage} …"),
+                                   report=lambda line: console.print(line, highlight=False, markup=False))
         _print_run(summary.run_dir)
 
 
@@ -166,6 +143,9 @@ def _print_run(run_dir: Path) -> None:
                   f"{validation_site.site_index(output)})", highlight=False, markup=False, soft_wrap=True)
     console.print(f"quarantine:         {run_dir / 'quarantine'}  ({sum(report.quarantined_per_extract.values()):,} rows)",
                   highlight=False, markup=False, soft_wrap=True)
+    if report.job:
+        console.print(f"job latest:         {output / 'jobs' / report.job / 'latest'} -> {run_dir.name}",
+                      highlight=False, markup=False, soft_wrap=True)
     console.print(f"latest:             {output / 'latest'} -> {run_dir.name}", highlight=False, markup=False, soft_wrap=True)
     for note in report.notes:
         console.print(literal(f"note: {note}"), highlight=False, soft_wrap=True)  # data-derived text: no emoji, controls visible
@@ -187,11 +167,8 @@ def synth(
         _fail(FraudwatchError(f"the synthetic-data generator is not installed ({exc.name} is missing)",
                               hint="pip install 'fraudwatch[synth]' (in a checkout: pip install -e '.[synth]')"))
 
-    try:
-        with console.status(f"generating {persons} persons × {months} months"):
-            summary = generate(persons=persons, months=months, seed=seed, out=out, fmt=format.value, messy=messy)
-    except FraudwatchError as exc:
-        _fail(exc)
+    with console.status(f"generating {persons} persons × {months} months"):
+        summary = generate(persons=persons, months=months, seed=seed, out=out, fmt=format.value, messy=messy)
     console.print(summary)
 
 
@@ -200,10 +177,7 @@ def rules_list(rules_dir: Optional[Path] = typer.Option(None, help="Rules folder
     """Every rule with its category, severity, status and the extracts it needs."""
     from pipelines.rules.loader import load_rules
 
-    try:
-        rules = load_rules(rules_dir) if rules_dir else load_rules()
-    except FraudwatchError as exc:
-        _fail(exc)
+    rules = load_rules(rules_dir) if rules_dir else load_rules()
     table = Table()
     for col in ("id", "v", "category", "severity", "status", "requires", "title"):
         table.add_column(col)
@@ -218,10 +192,7 @@ def rules_lint(rules_dir: Optional[Path] = typer.Option(None, help="Rules folder
     from pipelines.rules.engine import lint_rules
     from pipelines.rules.loader import load_rules
 
-    try:
-        rules = load_rules(rules_dir, check_sql=False) if rules_dir else load_rules(check_sql=False)
-    except FraudwatchError as exc:
-        _fail(exc)
+    rules = load_rules(rules_dir, check_sql=False) if rules_dir else load_rules(check_sql=False)
     problems = lint_rules(rules)
     for problem in problems:
         err.print(literal("✗ ", "red") + literal(problem), highlight=False)
@@ -239,10 +210,7 @@ def rules_test(
     from pipelines.rules.casetest import run_rule_cases
     from pipelines.rules.loader import load_rules
 
-    try:
-        rules = load_rules(rules_dir) if rules_dir else load_rules()
-    except FraudwatchError as exc:
-        _fail(exc)
+    rules = load_rules(rules_dir) if rules_dir else load_rules()
     if rule_id:
         rules = [r for r in rules if r.id == rule_id]
         if not rules:
@@ -281,9 +249,9 @@ def doctor(
     raise typer.Exit(code)
 
 
-# Commands for auditors and analysts (export, outcomes, person) live in their own module.
-from pipelines import cli_audit  # noqa: E402,F401  (registers its commands on `app`)
-from pipelines import cli_screen  # noqa: E402,F401  (registers `screen`)
+# Commands for auditors and analysts (export, outcomes, person) and `screen` live in their own modules.
+cli_audit.register_commands(app)
+cli_screen.register_commands(app)
 
 
 def main() -> None:  # pragma: no cover - entry point

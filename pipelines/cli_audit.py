@@ -1,4 +1,6 @@
-"""CLI commands for auditors and analysts: export, outcomes, person. Registered on `pipelines.cli.app`.
+"""CLI commands for auditors and analysts: export, outcomes, person.
+
+`pipelines.cli` calls :func:`register_commands` with its app (this module never imports `pipelines.cli`).
 
 Commands parse arguments and call the plain functions of :mod:`pipelines.export`,
 :mod:`pipelines.outcomes`, :mod:`pipelines.ledger`, :mod:`pipelines.case_store` and
@@ -15,16 +17,28 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from pipelines.cli import _fail, app, console, err
-from pipelines.errors import FraudwatchError
+from pipelines.cli_output import console, err
 
+app = typer.Typer()  # the commands below; `register_commands` adds them to the main app
 outcomes_app = typer.Typer(no_args_is_help=True, help="Record and report what suspects turned out to be (处置结果).")
 app.add_typer(outcomes_app, name="outcomes")
+
+
+
+def register_commands(cli: typer.Typer) -> None:
+    """Add export, outcomes and person to the `fraudwatch` command line."""
+    for command in app.registered_commands:
+        cli.registered_commands.append(command)
+    for group in app.registered_groups:
+        cli.registered_groups.append(group)
+
 
 OUTPUT_HELP = "Run output folder (runs/, latest, cases.sqlite)."
 WAREHOUSE_HELP = "Warehouse file (default: OUTPUT/warehouse.duckdb)."
 STORE_HELP = "Case store: a SQLAlchemy URL, e.g. postgresql+psycopg://user@host/db (default: sqlite OUTPUT/cases.sqlite)."
 STORE_ENV = "FRAUDWATCH_CASE_STORE"
+RUN_HELP = ("`latest` (the monthly full audit's newest run, else the newest run), a job name "
+            "(that job's newest run) or a run id.")
 T = TypeVar("T")
 
 
@@ -58,40 +72,43 @@ def _open(path: Path, write: bool):
                             "are kept in the case store, not in the warehouse)") from None
 
 
-def _with_warehouse(output: Path, warehouse: Optional[Path], write: bool, work: Callable[[Any], T]) -> T:
-    """``work(con)`` on the opened warehouse, which is closed afterwards; an error ends the command."""
-    try:
-        if write:
-            con = _open(_warehouse(output, warehouse), write=True)
-        else:  # readers read the published run's views.sql, never a file a run writes
-            from pipelines.lake import open_published
+def _published_run(output: Path, run: str = "latest") -> Path:
+    """The run a command reads (refusing an output folder that holds no complete run), said on stderr."""
+    from pipelines.publish import describe_run, resolve_run
 
-            con = open_published(output).connection
-        try:
-            return work(con)
-        finally:
-            con.close()
-    except FraudwatchError as exc:
-        _fail(exc)
+    run_dir = resolve_run(output, run)
+    err.print(f"reading {describe_run(run_dir)}", highlight=False, markup=False)
+    return run_dir
+
+
+def _with_warehouse(output: Path, warehouse: Optional[Path], write: bool, work: Callable[[Any], T]) -> T:
+    """``work(con)`` on the opened warehouse, which is closed afterwards."""
+    if write:
+        con = _open(_warehouse(output, warehouse), write=True)
+    else:  # readers read the published run's views.sql, never a file a run writes
+        from pipelines.lake import open_published
+
+        con = open_published(output).connection
+    try:
+        return work(con)
+    finally:
+        con.close()
 
 
 def _with_store(output: Path, case_store: Optional[str], work: Callable[[Any], T]) -> T:
-    """``work(store)`` on the opened case store, which is closed afterwards; its notes are printed; an error ends the command."""
+    """``work(store)`` on the opened case store, which is closed afterwards; its notes are printed."""
     from pipelines.case_store import open_store
 
-    try:
-        with open_store(output, case_store) as store:
-            for note in store.notes:
-                err.print(f"note: {note}", highlight=False, soft_wrap=True)
-            return work(store)
-    except FraudwatchError as exc:
-        _fail(exc)
+    with open_store(output, case_store) as store:
+        for note in store.notes:
+            err.print(f"note: {note}", highlight=False, soft_wrap=True)
+        return work(store)
 
 
 @app.command()
 def export(
     output: Path = typer.Option(Path("out"), "--output", "-o", help=OUTPUT_HELP),
-    run: str = typer.Option("latest", "--run", help="`latest` or a run id."),
+    run: str = typer.Option("latest", "--run", help=RUN_HELP),
     format: ExportFormat = typer.Option(ExportFormat.xlsx, "--format", help="xlsx (summary + one sheet per category) or csv (one file + .summary.csv)."),
     out: Path = typer.Option(..., "--out", help="File to write (with --by-region: the folder for the workbooks)."),
     mask: bool = typer.Option(False, "--mask", help="Mask person IDs (first 6 + last 4) and names (surname only)."),
@@ -103,10 +120,11 @@ def export(
     """Export a run's suspects for auditors, with Chinese headers and empty outcome columns to fill in."""
     from pipelines.export import CATEGORY_ZH, export_suspects
 
+    _published_run(output, run)
     columns = [TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn(), TimeRemainingColumn()]
     if by_region and format != ExportFormat.xlsx:
-        _fail(FraudwatchError("--by-region writes workbooks: use --format xlsx"))
+        raise typer.BadParameter("--by-region writes workbooks: use --format xlsx", param_hint="--format")
 
     def work(store):
         with Progress(*columns, console=err, transient=True) as bar:
@@ -153,6 +171,8 @@ def outcomes_import(
     """Import outcomes from a filled-in export: all rows or none (every bad row is listed)."""
     from pipelines.outcomes import OUTCOME_LABELS, import_outcomes
 
+    _published_run(output)
+
     def work(store):
         with console.status(f"checking {file}"):
             return import_outcomes(store, file, output)
@@ -174,13 +194,14 @@ def outcomes_set(
     recovered: Optional[str] = typer.Option(None, "--recovered", help="Recovered amount in 元, e.g. 12000.50."),
     note: Optional[str] = typer.Option(None, "--note", help="处置说明."),
     date_: Optional[str] = typer.Option(None, "--date", help="Review date YYYY-MM-DD (default: today)."),
-    run: str = typer.Option("latest", "--run", help="The run the suspect is in: `latest` or a run id."),
+    run: str = typer.Option("latest", "--run", help=RUN_HELP),
     output: Path = typer.Option(Path("out"), "--output", "-o", help=OUTPUT_HELP),
     case_store: Optional[str] = typer.Option(None, "--case-store", envvar=STORE_ENV, help=STORE_HELP),
 ) -> None:
     """Record one suspect's outcome (a new history entry; earlier ones are kept)."""
     from pipelines.outcomes import OUTCOME_LABELS, set_outcome
 
+    _published_run(output, run)
     result = _with_store(output, case_store, lambda store: set_outcome(
         store, output, rule_id, subject_id, outcome, reviewer, recovered=recovered, note=note, review_date=date_, run=run))
     if result.recorded:
@@ -216,7 +237,7 @@ class LedgerBy(str, Enum):
 @outcomes_app.command("report")
 def outcomes_report(
     output: Path = typer.Option(Path("out"), "--output", "-o", help=OUTPUT_HELP),
-    run: str = typer.Option("latest", "--run", help="Hits of this run: `latest` or a run id."),
+    run: str = typer.Option("latest", "--run", help=RUN_HELP),
     by: LedgerBy = typer.Option(LedgerBy.rule, "--by", help="One row per rule or per category."),
     csv: Optional[Path] = typer.Option(None, "--csv", help="Also write the report to this CSV (UTF-8 with BOM)."),
     until_age: int = typer.Option(85, "--until-age", help="Future loss: lifelong payments would have run until this age."),
@@ -227,6 +248,7 @@ def outcomes_report(
     """The savings ledger per rule or category: hits, answered, precision, overpayment found, future loss prevented (estimated), recovered."""
     from pipelines.ledger import FutureLoss, outcome_report
 
+    _published_run(output, run)
     future = FutureLoss(until_age=until_age, default_months=default_months, cap_months=cap_months)
     report = _with_store(output, case_store, lambda store: outcome_report(store, output, run, by=by.value, future=future))
     money = ("amount_at_risk", "overpayment_found", "future_loss_prevented", "recovered")
@@ -261,10 +283,7 @@ def outcomes_progress(
     _print_frame(f"progress per region as of {today.isoformat()} (answered = 确认违规/经办差错/无问题; "
                  "confirmed = 确认违规 or 经办差错)", frame, ("recovered", "amount_sent"))
     if xlsx:
-        try:
-            console.print(f"wrote {write_progress_xlsx(frame, xlsx, today, force=force)}")
-        except FraudwatchError as exc:
-            _fail(exc)
+        console.print(f"wrote {write_progress_xlsx(frame, xlsx, today, force=force)}")
 
 
 @outcomes_app.command("backup")
@@ -307,6 +326,7 @@ def person(
     """One person: linked identities, payments by month and region, death, prison, household, hits, outcomes."""
     from pipelines.person_view import person_facts, render_person
 
+    _published_run(output)
     facts = _with_store(output, case_store, lambda store: _with_warehouse(
         output, warehouse, False, lambda con: person_facts(con, output, person_id, store=store)))
     render_person(facts, console)

@@ -1,4 +1,6 @@
-"""CLI command ``fraudwatch screen``: the hold list before payroll. Registered on `pipelines.cli.app`."""
+"""CLI command ``fraudwatch screen``: the hold list before payroll.
+
+`pipelines.cli` calls :func:`register_commands` with its app (this module never imports `pipelines.cli`)."""
 
 from __future__ import annotations
 
@@ -9,8 +11,14 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from pipelines.cli import _fail, app, console
-from pipelines.errors import FraudwatchError
+from pipelines.cli_output import console
+
+app = typer.Typer()  # the command below; `register_commands` adds it to the main app
+
+
+def register_commands(cli: typer.Typer) -> None:
+    """Add `screen` to the `fraudwatch` command line."""
+    cli.registered_commands.extend(app.registered_commands)
 
 
 @app.command()
@@ -29,12 +37,9 @@ def screen(
         reference = date.fromisoformat(as_of) if as_of else date.today()
     except ValueError:
         raise typer.BadParameter(f"--as-of {as_of!r}: expected YYYY-MM-DD") from None
-    try:
-        with console.status(f"screening {payroll.name}"):
-            result = screen_payroll(ScreenConfig(payroll=payroll, output=output, as_of=reference,
-                                                 warehouse=warehouse, memory_limit=memory_limit))
-    except FraudwatchError as exc:
-        _fail(exc)
+    with console.status(f"screening {payroll.name}"):
+        result = screen_payroll(ScreenConfig(payroll=payroll, output=output, as_of=reference,
+                                             warehouse=warehouse, memory_limit=memory_limit))
     print_screen(result, HOLD_REASON_ZH)
 
 

@@ -17,42 +17,55 @@ from prefect.cache_policies import NO_CACHE
 
 from pipelines import after_run, stages
 from pipelines.limits import DEFAULT as DEFAULT_LIMITS
+from pipelines.failures import is_transient
+from pipelines.jobs import SCHEDULE_TIMEZONE, default_job, reference_date
 from pipelines.pipeline import RunConfig, fail_run, prepare_run, run_stage
 from pipelines.report import load_report, summary_markdown, summary_rows
+from pipelines.runcheck import check_request, require_paths
 from pipelines.runlock import DEFAULT_WAIT_SECONDS, run_lock
 
-# IO stages retry (a landing folder on a network share can hiccup); pure stages do not.
-_io = dict(retries=2, retry_delay_seconds=10, cache_policy=NO_CACHE)
+
+def _retry_if_transient(task, task_run, state) -> bool:
+    """Retry only what may pass on a second try (I/O hiccups, a busy lock), never a broken extract."""
+    return is_transient(state.result(raise_on_failure=False))
+
+
+def _log(line: str) -> None:
+    get_run_logger().info(line)
+
+
+# IO stages retry a transient error (a landing folder on a network share can hiccup); pure stages do not.
+_io = dict(retries=2, retry_delay_seconds=10, retry_condition_fn=_retry_if_transient, cache_policy=NO_CACHE)
 
 
 @task(name="ingest", **_io)
 def ingest_task(ctx):
-    return run_stage(ctx, "ingest", stages.ingest_stage)
+    return run_stage(ctx, "ingest", stages.ingest_stage, report=_log)
 
 
 @task(name="validate", cache_policy=NO_CACHE)
 def validate_task(ctx, ingested):
-    return run_stage(ctx, "validate", stages.validate_stage, ingested)
+    return run_stage(ctx, "validate", stages.validate_stage, ingested, report=_log)
 
 
 @task(name="load", **_io)
 def load_task(ctx, ingested):
-    return run_stage(ctx, "load", stages.load_stage, ingested)
+    return run_stage(ctx, "load", stages.load_stage, ingested, report=_log)
 
 
 @task(name="link", cache_policy=NO_CACHE)
 def link_task(ctx):
-    return run_stage(ctx, "link", stages.link_stage)
+    return run_stage(ctx, "link", stages.link_stage, report=_log)
 
 
 @task(name="detect", cache_policy=NO_CACHE)
 def detect_task(ctx):
-    return run_stage(ctx, "detect", stages.detect_stage)
+    return run_stage(ctx, "detect", stages.detect_stage, report=_log)
 
 
 @task(name="publish", **_io)
 def publish_task(ctx, ingested, validations, loaded, hits, linked):
-    return run_stage(ctx, "publish", stages.publish_stage, ingested, validations, loaded, hits, linked)
+    return run_stage(ctx, "publish", stages.publish_stage, ingested, validations, loaded, hits, linked, report=_log)
 
 
 @flow(name="fraudwatch-audit", log_prints=True)
@@ -64,18 +77,42 @@ def audit_flow(
     categories: list[str] | None = None,
     parameters: dict[str, dict[str, Any]] | None = None,
     memory_limit: str | None = None,
-    job: str = "adhoc",
+    job: str | None = None,
     wait_timeout: float = DEFAULT_WAIT_SECONDS,
     limits: dict[str, Any] | None = None,
+    timezone: str = SCHEDULE_TIMEZONE,
 ) -> dict[str, Any]:
-    """ingest → validate → load → link → detect → publish; publishes a hit table, a summary and a link as artifacts."""
+    """ingest → validate → load → link → detect → publish; publishes a hit table, a summary and a link as artifacts.
+
+    Args:
+        input: Landing folder holding the extract files (on the worker's machine).
+        output: Output folder: warehouse, runs/<run_id>/, jobs/<job>/latest, latest.
+        as_of: Reference date of the rules. Default: the date of the flow run's scheduled start in `timezone`
+            (a run scheduled for 06:00 on the 5th in Shanghai uses the 5th, whatever the worker's clock says).
+        rules: Only these rule ids (default: every active rule). `fraudwatch rules list` shows them.
+        categories: Only rules of these categories, e.g. paid_after_death, subsidy_after_death.
+        parameters: Rule parameter overrides, {rule_id: {parameter: value}}, e.g. {"refund_retained": {"deadline_days": 90}}.
+        memory_limit: DuckDB memory limit, e.g. 16GB.
+        job: Job name (default: full-audit when every rule runs, else adhoc). Each job keeps its own run history
+            and latest; new/recurring compares with the same job's previous run.
+        wait_timeout: Seconds to wait for another run holding the same output folder (0: fail at once).
+        limits: Resource limit overrides, {name: value}, e.g. {"rule_time_limit_seconds": 120}
+            (names and defaults: pipelines/limits.py).
+        timezone: Time zone of the schedule, used for the default reference date.
+    """
+    from prefect.runtime import flow_run
+
+    require_paths(input, output)
+    job = job or default_job(rules or (), categories or ())
     config = RunConfig(
-        input=Path(input), output=Path(output), as_of=as_of or date.today(),
+        input=Path(input), output=Path(output), as_of=as_of or reference_date(timezone, flow_run.scheduled_start_time),
         rule_ids=tuple(rules or ()), categories=tuple(categories or ()),
         parameters=parameters or {}, memory_limit=memory_limit, job=job, wait_timeout=wait_timeout,
         limits=DEFAULT_LIMITS.with_overrides(limits or {}),
     )
     logger = get_run_logger()
+    check_request(config)
+    logger.info("job %s, reference date %s", job, config.as_of.isoformat())
 
     def waiting(holder):
         logger.warning("waiting up to %g s for the run lock of %s, held by %s", wait_timeout, output,
@@ -102,7 +139,7 @@ def _audit(config: RunConfig, logger) -> dict[str, Any]:
         summary = publish_task(ctx, ingested, validations, loaded, hits, linked)
         update_progress_artifact(progress, 100.0)
     except BaseException as exc:
-        fail_run(ctx)
+        fail_run(ctx, exc)
         after_run.failed(ctx, exc)
         raise
     report = load_report(summary.run_dir)

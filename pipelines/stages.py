@@ -25,6 +25,7 @@ from pipelines.ingest import IngestResult, discover_extracts
 from pipelines.linking import LINK_TABLES, PERSON_EXTRACTS, LinkResult, link_persons
 from pipelines.pipeline import Progress, RunConfig, RunContext, fail_run, finish_run, peak_rss_mb, prepare_run, run_stage
 from pipelines.rules.engine import RunHits, run_rules
+from pipelines.runcheck import check_request
 from pipelines.runlock import LockHolder, run_lock
 from pipelines.rules.loader import load_rules
 from pipelines.rules.model import Rule
@@ -214,6 +215,7 @@ def publish_stage(ctx: RunContext, ingested: dict[str, IngestResult], validation
     ctx.timings.setdefault("publish", 0.0)
     manifest = {
         "run_id": ctx.run_id,
+        "job": ctx.config.job,
         "parameters": {"input": str(ctx.config.input), "output": str(ctx.config.output),
                        "as_of": ctx.config.as_of.isoformat(), "rule_ids": list(ctx.config.rule_ids),
                        "categories": list(ctx.config.categories), "rule_parameters": ctx.config.parameters},
@@ -263,20 +265,21 @@ def publish_stage(ctx: RunContext, ingested: dict[str, IngestResult], validation
 
 
 def run_pipeline(config: RunConfig, progress: Progress | None = None,
-                 on_wait: Callable[[LockHolder | None], None] | None = None) -> RunSummary:
+                 on_wait: Callable[[LockHolder | None], None] | None = None, report: Progress | None = None) -> RunSummary:
     """One complete audit run without Prefect (the flow runs the same stages), holding the run lock."""
+    check_request(config)
     with run_lock(config.output, config.job, config.wait_timeout, on_wait):
         ctx = prepare_run(config)
         try:
-            ingested = run_stage(ctx, "ingest", ingest_stage, progress=progress)
-            validations = run_stage(ctx, "validate", validate_stage, ingested, progress=progress)
-            loaded = run_stage(ctx, "load", load_stage, ingested, progress=progress)
-            linked = run_stage(ctx, "link", link_stage, progress=progress)
-            hits = run_stage(ctx, "detect", detect_stage, progress=progress)
+            ingested = run_stage(ctx, "ingest", ingest_stage, progress=progress, report=report)
+            validations = run_stage(ctx, "validate", validate_stage, ingested, progress=progress, report=report)
+            loaded = run_stage(ctx, "load", load_stage, ingested, progress=progress, report=report)
+            linked = run_stage(ctx, "link", link_stage, progress=progress, report=report)
+            hits = run_stage(ctx, "detect", detect_stage, progress=progress, report=report)
             summary = run_stage(ctx, "publish", publish_stage, ingested, validations, loaded, hits, linked,
-                                progress=progress)
+                                progress=progress, report=report)
         except BaseException as exc:
-            fail_run(ctx)
+            fail_run(ctx, exc)
             after_run.failed(ctx, exc)
             raise
         after_run.finished(summary.run_dir, config.output)

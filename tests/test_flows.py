@@ -90,3 +90,60 @@ def test_doctor_reads_deployments_and_their_next_scheduled_runs_from_a_real_serv
     monthly = [f for f in found if f.message.startswith("fraudwatch-audit/monthly-full-audit")]
     assert [f.level for f in monthly] == ["error"] and "has no scheduled run" in monthly[0].message
     assert doctor.exit_code(found) == 1
+
+
+def _task_runs(flow_run_id):
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    async def read():
+        async with get_client() as client:
+            return await client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+
+    return asyncio.run(read())
+
+
+def test_a_broken_extract_is_not_retried_and_its_evidence_is_kept(harness, tmp_path):
+    from pipelines.flows import audit_flow
+
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "deaths.csv").write_text("姓名\n张三\n", encoding="utf-8")
+    state = audit_flow(input=str(tmp_path / "in"), output=str(tmp_path / "out"), return_state=True)
+    assert state.is_failed()
+    ingest = [t for t in _task_runs(state.state_details.flow_run_id) if t.name.startswith("ingest")]
+    assert [t.run_count for t in ingest] == [1]
+    failed = list((tmp_path / "out" / "failed").iterdir())
+    assert len(failed) == 1 and (failed[0] / "error.txt").exists()
+
+
+def test_a_transient_error_is_retried(harness):
+    from prefect import flow, task
+
+    from pipelines import flows
+
+    calls = []
+
+    @task(**{**flows._io, "retry_delay_seconds": 0})
+    def flaky():
+        calls.append(1)
+        if len(calls) < 3:
+            raise OSError(5, "Input/output error (network share)")
+        return "ok"
+
+    @flow
+    def f():
+        return flaky()
+
+    assert f() == "ok" and len(calls) == 3
+
+
+def test_empty_deployment_paths_fail_the_flow_at_once(harness, tmp_path):
+    from pipelines.errors import RunError
+    from pipelines.flows import audit_flow
+
+    state = audit_flow(input="", output="", return_state=True)
+    assert state.is_failed()
+    with pytest.raises(RunError, match="FRAUDWATCH_LANDING"):
+        state.result()

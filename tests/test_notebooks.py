@@ -56,4 +56,6 @@ def test_notebooks_execute_on_a_fresh_output_folder(landing, tmp_path, monkeypat
         outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
         assert not [o for o in outputs if o.output_type == "error"]
         assert any("image/png" in o.get("data", {}) for o in outputs), f"{name} drew no plot"
+        said = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
+        assert "reading run " in said and "(job full-audit, as of 2025-06-30)" in said, f"{name} does not say which run"
     assert (output / "latest" / "suspects.parquet").exists()
