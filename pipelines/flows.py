@@ -67,6 +67,8 @@ def audit_flow(
     job: str = "adhoc",
     wait_timeout: float = DEFAULT_WAIT_SECONDS,
     limits: dict[str, Any] | None = None,
+    engine: str = "duckdb",
+    spark_master: str = "local[2]",
 ) -> dict[str, Any]:
     """ingest → validate → load → link → detect → publish; publishes a hit table, a summary and a link as artifacts."""
     config = RunConfig(
@@ -74,6 +76,7 @@ def audit_flow(
         rule_ids=tuple(rules or ()), categories=tuple(categories or ()),
         parameters=parameters or {}, memory_limit=memory_limit, job=job, wait_timeout=wait_timeout,
         limits=DEFAULT_LIMITS.with_overrides(limits or {}),
+        engine=engine, spark_master=spark_master,
     )
     logger = get_run_logger()
 

@@ -44,6 +44,8 @@ class RunConfig:
     job: str = "adhoc"
     wait_timeout: float = DEFAULT_WAIT_SECONDS
     limits: Limits = DEFAULT_LIMITS  # bounds on the work inputs and rules may cause (pipelines/limits.py)
+    engine: str = "duckdb"          # where link and detect run: duckdb, or spark (pipelines/spark_run.py)
+    spark_master: str = "local[2]"  # with engine="spark": local[N] or spark://host:port
 
     @property
     def warehouse_path(self) -> Path:

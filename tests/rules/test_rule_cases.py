@@ -1,8 +1,9 @@
-"""Every embedded case of every shipped rule passes, and the case runner really compares."""
+"""Every embedded case of every shipped rule passes on every engine, and the case runner really compares."""
 
 from __future__ import annotations
 
 import pytest
+from engines import engine_params
 from rulehelpers import SHIPPED
 
 from pipelines.errors import RuleTestFailure
@@ -20,11 +21,12 @@ REQUIRED_NEAR_MISSES = {
 }
 
 
+@pytest.mark.parametrize("engine_name", engine_params())
 @pytest.mark.parametrize("path, index, name", CASES, ids=[f"{p.stem}::{n}" for p, _, n in CASES])
-def test_embedded_case_passes(path, index, name):
+def test_embedded_case_passes(path, index, name, engine_name, engine_factory):
     rule = load_rule(path)
-    result = run_case(rule, index)
-    assert result.passed, f"{path}:{result.line} case {name}: " + "; ".join(result.problems)
+    result = run_case(rule, index, engine_factory)
+    assert result.passed, f"{engine_name}: {path}:{result.line} case {name}: " + "; ".join(result.problems)
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
