@@ -97,7 +97,7 @@ class SparkEngine(Engine):
         self._spark = session if session is not None else start_session(master, **session_options)
         self._views: set[str] = set()
         self._persisted: dict[str, Any] = {}
-        self._empty: set[str] = set()  # relations created empty and only filled by INSERT since
+        self._plans: dict[str, Any] = {}  # relation filled by INSERTs -> its uncached plan
 
     @property
     def session(self):
@@ -205,16 +205,17 @@ class SparkEngine(Engine):
         by_name = bool(tree.args.get("by_name"))
         if not by_name and not isinstance(target, exp.Schema):
             new = new.toDF(*existing.columns)
-        combined = existing.unionByName(new, allowMissingColumns=True)
-        if name in self._empty:  # rows into an empty table: a lazy view over them, no Spark job
-            self.register_frame(name, combined)
-        else:
-            self._persist(name, combined)
+        new = new.select(*[new[c].cast(existing.schema[c].dataType).alias(c) for c in existing.columns if c in new.columns])
+        # The union of what was inserted so far, cached lazily: nothing runs until the relation is
+        # read, then it is computed once (an INSERT per blocking pass costs no Spark job).
+        combined = self._plans.get(name, existing).unionByName(new, allowMissingColumns=True)
+        cached = combined.persist(_storage())
+        self.register_frame(name, cached)
+        self._persisted[name], self._plans[name] = cached, combined
 
     def _register_empty(self, name: str, sql: str) -> None:
         """An empty typed relation, as a lazy view (nothing to compute)."""
         self.register_frame(name, self.frame(sql))
-        self._empty.add(name)
 
     def batches(self, sql: str, params: Params = None, batch_rows: int = 1_000_000) -> pa.RecordBatchReader:
         table = self.query(sql, params)
@@ -262,7 +263,7 @@ class SparkEngine(Engine):
         return int(rows)
 
     def drop(self, name: str) -> None:
-        self._empty.discard(name)
+        self._plans.pop(name, None)
         frame = self._persisted.pop(name, None)
         if frame is not None:
             frame.unpersist()
@@ -311,6 +312,12 @@ def _markers(spark_sql: str) -> frozenset[str]:
     """The ``:name`` parameter markers of a Spark statement (only those are bound, as on DuckDB)."""
     tree = sqlglot.parse_one(spark_sql, read="fraudwatch_spark")
     return frozenset(p.name for p in tree.find_all(exp.Placeholder) if p.name)
+
+
+def _storage():
+    from pyspark import StorageLevel
+
+    return StorageLevel.MEMORY_AND_DISK
 
 
 def _message(exc: Exception) -> str:
