@@ -54,8 +54,12 @@ def run(
     job: Optional[str] = typer.Option(None, "--job", help="Job name; each job keeps its own run history and latest (default: full-audit when every rule runs, else adhoc)."),
     wait: bool = typer.Option(True, "--wait/--no-wait", help="If another run holds the output folder: wait for it, or fail at once."),
     wait_timeout: float = typer.Option(1800.0, "--wait-timeout", help="Seconds to wait for another run on the same output folder."),
+    engine: str = typer.Option("duckdb", "--engine", help="Where linking and the rules run: duckdb, or spark (needs pyspark, Java 17)."),
+    spark_master: str = typer.Option("local[2]", "--spark-master", help="With --engine spark: local[N] or spark://host:port."),
 ) -> None:
     """Run the audit: ingest → validate → load → detect → publish."""
+    if engine not in ("duckdb", "spark"):
+        raise typer.BadParameter(f"--engine {engine!r}: expected duckdb or spark")
     try:
         reference = date.fromisoformat(as_of) if as_of else date.today()
     except ValueError:
@@ -73,7 +77,8 @@ def run(
     config = RunConfig(input=input, output=output, as_of=reference, rule_ids=tuple(rules), categories=tuple(category),
                        parameters=params, memory_limit=memory_limit, job=job or default_job(rules, category),
                        wait_timeout=timeout,
-                       limits=DEFAULT_LIMITS.with_overrides(limit_overrides))  # a bad limit fails here, before any work
+                       limits=DEFAULT_LIMITS.with_overrides(limit_overrides),  # a bad limit fails here, before any work
+                       engine=engine, spark_master=spark_master)
     check_request(config)  # every mistake refused before the lock, Prefect or any data is touched
 
     def waiting(holder) -> None:
@@ -96,7 +101,8 @@ def _run(config, prefect: bool, limit_overrides: dict[str, str]) -> None:
                            rules=list(config.rule_ids), categories=list(config.categories),
                            parameters=config.parameters, memory_limit=config.memory_limit, job=config.job,
                            wait_timeout=config.wait_timeout,
-                           limits=limit_overrides, return_state=True)
+                           limits=limit_overrides, engine=config.engine,
+                           spark_master=config.spark_master, return_state=True)
         if not state.is_completed():
             state.result()  # re-raises the flow's error
         from pipelines.publish import resolve_run
@@ -205,6 +211,8 @@ def rules_lint(rules_dir: Optional[Path] = typer.Option(None, help="Rules folder
 def rules_test(
     rule_id: Optional[str] = typer.Argument(None, help="Only this rule."),
     rules_dir: Optional[Path] = typer.Option(None, help="Rules folder (default: rules/)."),
+    engine: str = typer.Option("duckdb", "--engine", help="duckdb, or spark (local mode; needs pyspark and Java 17)."),
+    spark_master: str = typer.Option("local[2]", "--spark-master", help="Spark master URL with --engine spark."),
 ) -> None:
     """Run each rule's embedded test cases against a scratch database."""
     from pipelines.rules.casetest import run_rule_cases
@@ -216,14 +224,18 @@ def rules_test(
         if not rules:
             err.print(f"error: no rule with id {rule_id!r}; `fraudwatch rules list` shows the ids")
             raise typer.Exit(2)
+    factory, close = _case_engines(engine, spark_master)
     failed = 0
-    for rule in rules:
-        for result in run_rule_cases(rule):
-            mark = "[green]✓[/]" if result.passed else "[red]✗[/]"
-            console.print(f"{mark} {rule.id} :: {result.case}", highlight=False)
-            for problem in result.problems:
-                console.print(literal(f"    {problem}"), highlight=False)
-            failed += not result.passed
+    try:
+        for rule in rules:
+            for result in run_rule_cases(rule, factory):
+                mark = "[green]✓[/]" if result.passed else "[red]✗[/]"
+                console.print(f"{mark} {rule.id} :: {result.case}", highlight=False)
+                for problem in result.problems:
+                    console.print(literal(f"    {problem}"), highlight=False)
+                failed += not result.passed
+    finally:
+        close()
     if failed:
         err.print(f"{failed} case(s) failed")
         raise typer.Exit(1)
@@ -247,6 +259,20 @@ def doctor(
     errors = sum(f.level == "error" for f in findings)
     console.print(f"{errors} problem(s) found" if code else "no problem found", highlight=False)
     raise typer.Exit(code)
+
+
+def _case_engines(engine: str, spark_master: str):
+    """(factory of a fresh engine session per case, close) for ``rules test --engine``."""
+    if engine == "duckdb":
+        return None, lambda: None
+    if engine != "spark":
+        err.print(f"error: unknown engine {engine!r} (duckdb or spark)")
+        raise typer.Exit(2)
+    from pipelines.engine.spark_engine import SparkEngine
+    from pipelines.engine.spark_session import start_session
+
+    session = start_session(spark_master, app_name="fraudwatch-rules-test", small_data=True)
+    return (lambda: SparkEngine(session=session)), session.stop
 
 
 # Commands for auditors and analysts (export, outcomes, person) and `screen` live in their own modules.

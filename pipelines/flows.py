@@ -81,6 +81,8 @@ def audit_flow(
     wait_timeout: float = DEFAULT_WAIT_SECONDS,
     limits: dict[str, Any] | None = None,
     timezone: str = SCHEDULE_TIMEZONE,
+    engine: str = "duckdb",
+    spark_master: str = "local[2]",
 ) -> dict[str, Any]:
     """ingest → validate → load → link → detect → publish; publishes a hit table, a summary and a link as artifacts.
 
@@ -99,6 +101,8 @@ def audit_flow(
         limits: Resource limit overrides, {name: value}, e.g. {"rule_time_limit_seconds": 120}
             (names and defaults: pipelines/limits.py).
         timezone: Time zone of the schedule, used for the default reference date.
+        engine: Where linking and the rules run: duckdb, or spark (needs pyspark and Java 17).
+        spark_master: With engine spark: local[N] or spark://host:port.
     """
     from prefect.runtime import flow_run
 
@@ -109,6 +113,7 @@ def audit_flow(
         rule_ids=tuple(rules or ()), categories=tuple(categories or ()),
         parameters=parameters or {}, memory_limit=memory_limit, job=job, wait_timeout=wait_timeout,
         limits=DEFAULT_LIMITS.with_overrides(limits or {}),
+        engine=engine, spark_master=spark_master,
     )
     logger = get_run_logger()
     check_request(config)

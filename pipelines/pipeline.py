@@ -45,6 +45,8 @@ class RunConfig:
     job: str | None = None  # default: full-audit when every rule runs, else adhoc
     wait_timeout: float = DEFAULT_WAIT_SECONDS
     limits: Limits = DEFAULT_LIMITS  # bounds on the work inputs and rules may cause (pipelines/limits.py)
+    engine: str = "duckdb"          # where link and detect run: duckdb, or spark (pipelines/spark_run.py)
+    spark_master: str = "local[2]"  # with engine="spark": local[N] or spark://host:port
 
     def __post_init__(self) -> None:
         if self.job is None:

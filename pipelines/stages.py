@@ -150,6 +150,9 @@ def link_stage(ctx: RunContext) -> LinkResult | None:
     Writes ``person_links``, ``person_link_candidates``, ``identity_clusters`` and ``death_matches``
     as Parquet in the run folder. Reused from the previous run when the person-bearing files are
     the same; skipped when no selected rule reads them and there is nothing to reuse."""
+    if ctx.config.engine != "duckdb":
+        raise RunError(f"run --engine {ctx.config.engine}: a whole run on Spark is not wired to the lake stages yet",
+                       hint="rules run on Spark (`fraudwatch rules test --engine spark`); see docs/spark.md")
     key = ctx.snapshot.key(PERSON_EXTRACTS)
     ctx.link_key = key
     target = ctx.partial / DERIVED_DIR
@@ -218,7 +221,8 @@ def publish_stage(ctx: RunContext, ingested: dict[str, IngestResult], validation
         "job": ctx.config.job,
         "parameters": {"input": str(ctx.config.input), "output": str(ctx.config.output),
                        "as_of": ctx.config.as_of.isoformat(), "rule_ids": list(ctx.config.rule_ids),
-                       "categories": list(ctx.config.categories), "rule_parameters": ctx.config.parameters},
+                       "categories": list(ctx.config.categories), "rule_parameters": ctx.config.parameters,
+                       "engine": ctx.config.engine},
         "previous_run": ctx.previous.name if ctx.previous else None,
         "code_version": publish.code_version(),
         "inputs": [

@@ -19,7 +19,7 @@ from pipelines.failures import clean_leftovers, is_transient
 from pipelines.pipeline import RunConfig
 from pipelines.runlock import RunLocked
 from pipelines.stages import run_pipeline
-from pipelines.synth import generate
+from fraudwatch_synth import generate
 
 KILL_BETWEEN = textwrap.dedent("""
     import os, signal, sys

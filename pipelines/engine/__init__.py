@@ -16,6 +16,7 @@ from pipelines.engine.dialects import DUCKDB, RULE_DIALECT, SPARK, Dialect, dial
 # needed only when it is chosen)
 ENGINES: dict[str, str] = {
     "duckdb": "pipelines.engine.duckdb_engine:DuckDBEngine",
+    "spark": "pipelines.engine.spark_engine:SparkEngine",
 }
 
 

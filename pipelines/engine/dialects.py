@@ -120,35 +120,34 @@ class DuckDBDialect(Dialect):
         return f"CAST(to_json({expr}) AS VARCHAR)"
 
 
-class SparkDialect(Dialect):
-    """Spark SQL. Placeholder: transpiling rules works; the helpers below are filled in with the
-    Spark engine (``pipelines/engine/spark_engine.py``)."""
+class SparkDialect(DuckDBDialect):
+    """Spark SQL. Stage code and rules write the rule dialect (DuckDB) to every engine, these
+    helpers included; the Spark engine turns each statement into Spark SQL with the custom sqlglot
+    dialect ``fraudwatch_spark`` (:mod:`pipelines.engine.spark_sqlglot`), the one place where
+    what stock sqlglot gets wrong for Spark is patched (e.g. the money formatter's
+    ``format('{:,}', …)``, which stock sqlglot writes as a printf-style FORMAT_STRING)."""
 
     name = "spark"
-    sqlglot_dialect = "spark"
+    sqlglot_dialect = "fraudwatch_spark"
 
     def read_parquet(self, paths: Sequence[Path | str], union_by_name: bool = True) -> str:
         raise NotImplementedError("Spark reads Parquet lists through the engine (spark.read.parquet), not SQL")
 
-    def money_text(self, expr: str) -> str:
-        return f"CASE WHEN {expr} IS NULL THEN NULL ELSE format_number(CAST({expr} AS DECIMAL(18,2)), 2) END"
+    def from_rule_sql(self, sql: str) -> str:
+        """Rule-dialect SQL (statements or queries) as Spark SQL; ``$name`` becomes ``:name``."""
+        import pipelines.engine.spark_sqlglot  # noqa: F401 - registers "fraudwatch_spark"
 
-    def month_text(self, expr: str) -> str:
-        return f"date_format(CAST({expr} AS DATE), 'yyyy-MM')"
+        return super().from_rule_sql(sql)
 
-    def date_text(self, expr: str) -> str:
-        return f"date_format(CAST({expr} AS DATE), 'yyyy-MM-dd')"
+    # literals and identifiers go into rule-dialect text, which the engine transpiles
+    def literal(self, value: str | int | None) -> str:
+        return DUCKDB_LITERAL(value)
 
-    def list_text(self, expr: str, separator: str = "、") -> str:
-        return f"array_join(CAST({expr} AS ARRAY<STRING>), {self.literal(separator)})"
-
-    def json_text(self, expr: str) -> str:
-        return f"to_json({expr})"
-
-    def as_text(self, expr: str) -> str:
-        return f"CAST({expr} AS STRING)"
+    def quote_identifier(self, name: str) -> str:
+        return exp.to_identifier(name, quoted=True).sql(dialect=RULE_DIALECT)
 
 
+DUCKDB_LITERAL = DuckDBDialect().literal
 _DIALECTS: dict[str, Dialect] = {d.name: d for d in (DuckDBDialect(), SparkDialect())}
 DUCKDB = _DIALECTS["duckdb"]
 SPARK = _DIALECTS["spark"]

@@ -14,8 +14,9 @@ from __future__ import annotations
 import json
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
+from pipelines.engine import Engine
 from pipelines.errors import RuleError, RuleTestFailure
 from pipelines.rules.engine import run_rules
 from pipelines.rules.model import Case, Rule
@@ -65,14 +66,18 @@ def _compare(case: Case, hits: list[dict[str, Any]]) -> list[str]:
     return problems
 
 
-def run_case(rule: Rule, index: int) -> CaseResult:
+EngineFactory = Callable[[], Engine]
+
+
+def run_case(rule: Rule, index: int, engine: EngineFactory | None = None) -> CaseResult:
     """Run the rule's ``index``-th case; problems (wrong hits, bad case data, rule errors) are
-    reported in the result, not raised."""
+    reported in the result, not raised. ``engine`` makes the fresh engine session the case runs
+    in (default: in-memory DuckDB); the session is closed afterwards."""
     case = rule.tests[index]
     line = rule.line_of("tests", index)
     result = CaseResult(rule.id, case.name, line, passed=False)
     try:
-        con = make_scratch_db(case.tables)
+        con = make_scratch_db(case.tables, engine() if engine is not None else None)
     except CaseDataError as exc:
         result.problems.append(f"bad case data: {exc}")
         return result
@@ -96,14 +101,14 @@ def run_case(rule: Rule, index: int) -> CaseResult:
     return result
 
 
-def run_rule_cases(rule: Rule) -> list[CaseResult]:
-    """Run every embedded case of ``rule``."""
-    return [run_case(rule, i) for i in range(len(rule.tests))]
+def run_rule_cases(rule: Rule, engine: EngineFactory | None = None) -> list[CaseResult]:
+    """Run every embedded case of ``rule`` (each in a fresh session made by ``engine``)."""
+    return [run_case(rule, i, engine) for i in range(len(rule.tests))]
 
 
-def assert_rule_cases(rule: Rule) -> None:
+def assert_rule_cases(rule: Rule, engine: EngineFactory | None = None) -> None:
     """Run the cases and raise :class:`RuleTestFailure` (file, line of the case, rule) on the first failure."""
-    for result in run_rule_cases(rule):
+    for result in run_rule_cases(rule, engine):
         if not result.passed:
             raise RuleTestFailure(
                 f"test case {result.case!r} failed: " + "; ".join(result.problems),

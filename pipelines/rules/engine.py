@@ -95,7 +95,7 @@ def bind_parameters(rule: Rule, checked: CheckedQuery, as_of: date, overrides: d
 def _column_types(engine: Engine, rule: Rule, checked: CheckedQuery, params: dict) -> dict[str, str]:
     """Output column → SQL type, by binding (not running) the query."""
     try:
-        return engine.column_types(engine.dialect.from_rule_sql(checked.sql), params)
+        return engine.column_types(checked.sql, params)
     except QueryError as exc:
         raise RuleError(f"the query does not bind: {exc.message}", file=rule.path, line=rule.line_of("query"), rule=rule.id) from None
 
@@ -131,7 +131,7 @@ def wrap_query(rule: Rule, checked: CheckedQuery, types: dict[str, str], engine:
         raise RuleError(f"reason: {exc}", file=rule.path, line=rule.line_of("reason"), rule=rule.id) from None
     lit = dialect.literal
     return f"""WITH rule_hits AS (
-{dialect.from_rule_sql(checked.sql)}
+{checked.sql}
 )
 SELECT
     {lit(rule.id)} AS rule_id,

@@ -12,7 +12,7 @@ import pytest
 
 from pipelines.pipeline import RunConfig
 from pipelines.stages import run_pipeline
-from pipelines.synth import generate
+from fraudwatch_synth import generate
 
 ID = re.compile(r"\d{17}[\dXx]|\d{15}")
 STAGES = ("ingest", "validate", "load", "link", "detect", "publish")

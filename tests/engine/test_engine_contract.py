@@ -8,13 +8,19 @@ from decimal import Decimal
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from engines import engine_params
 
 from pipelines.engine import ENGINES, Engine, QueryError, connect, dialect_for
 
 
-@pytest.fixture(params=sorted(ENGINES))
+@pytest.fixture(params=engine_params(*sorted(ENGINES)))
 def engine(request, tmp_path):
-    eng = connect(request.param)
+    if request.param == "spark":  # the test session's one SparkSession (a JVM per test would cost minutes)
+        from pipelines.engine.spark_engine import SparkEngine
+
+        eng = SparkEngine(session=request.getfixturevalue("spark"))
+    else:
+        eng = connect(request.param)
     yield eng
     eng.close()
 
