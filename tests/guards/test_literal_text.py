@@ -3,11 +3,12 @@ and never stored raw."""
 
 from __future__ import annotations
 
-import duckdb
+
 import pytest
 import xlsxwriter
 from hostile import NAME, PERSON_ID, assert_clean_failure, fraudwatch, landing, payments_csv, run
 
+from pipelines.lake import open_published
 from pipelines.textsafe import visible
 
 
@@ -38,10 +39,10 @@ def test_control_characters_from_a_workbook_are_not_stored_or_printed_raw(tmp_pa
     out = tmp_path / "out"
     proc = run(folder, out)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    con = duckdb.connect(str(out / "warehouse.duckdb"), read_only=True)
-    stored = con.execute("SELECT name_raw FROM deaths").fetchall()
-    con.close()
-    assert stored == [("张\\x1b[31m三\\x00\\x07",)]
+    published = open_published(out)  # the run's data as stored in the lake, through its views.sql
+    stored = published.query("SELECT name_raw FROM deaths").column("name_raw").to_pylist()
+    published.close()
+    assert stored == ["张\\x1b[31m三\\x00\\x07"]
     shown = fraudwatch("person", PERSON_ID, "--output", str(out))
     assert shown.returncode == 0, shown.stderr
     assert "\x1b" not in shown.stdout and "\x00" not in shown.stdout and "\x07" not in shown.stdout
