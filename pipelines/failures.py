@@ -19,6 +19,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
+
 from pipelines import publish
 from pipelines.errors import FraudwatchError
 
@@ -51,7 +53,7 @@ def is_transient(exc: BaseException | Any) -> bool:
 
 
 def keep_evidence(output: Path, run_id: str, partial: Path, staging: Path, exc: BaseException | None,
-                  manifest: dict[str, Any]) -> Path:
+                  manifest: dict[str, Any], quarantine_files: dict[str, list[Path]] | None = None) -> Path:
     """Move what a failed run produced to ``failed/<run_id>/`` and record the error there.
 
     Returns that folder. ``exc`` (a FraudwatchError) is rewritten in place so that every path it names
@@ -72,6 +74,16 @@ def keep_evidence(output: Path, run_id: str, partial: Path, staging: Path, exc: 
         shutil.move(str(folder), str(dest))
         moved[str(folder)] = str(dest)
     shutil.rmtree(staging, ignore_errors=True)
+    for extract, files in sorted((quarantine_files or {}).items()):  # the run's quarantined rows, from the lake
+        for path in files:
+            if not Path(path).is_file() or pq.ParquetFile(path).metadata.num_rows == 0:
+                continue
+            dest = target / "quarantine" / extract / Path(path).name
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(path, dest)  # the lake file stays; a hard link costs no space
+            except OSError:
+                shutil.copyfile(path, dest)
     if isinstance(exc, FraudwatchError):
         for old, new in moved.items():
             exc.message = exc.message.replace(old, new)

@@ -36,7 +36,7 @@ import polars as pl
 
 from pipelines.contracts import Contract
 from pipelines.engine import Engine
-from pipelines.ingest import FileResult, IngestResult, check_broken_rate, ingest_extract
+from pipelines.ingest import FileResult, IngestResult, ingest_extract
 from pipelines.normalize import output_schema
 
 LAKE_DIR = "lake"
@@ -173,7 +173,8 @@ def clean_partial_ingests(output: Path) -> None:
 def ingest_to_lake(contract: Contract, files: list[Path], landing: Path, output: Path) -> tuple[IngestResult, list[str]]:
     """Ingest an extract's landing files into the lake; files already there (same size and mtime
     as indexed, same contract) are neither read nor hashed. Returns the result over every file and
-    the source files actually read. Raises like :func:`pipelines.ingest.ingest_extract`."""
+    the source files actually read. Raises like :func:`pipelines.ingest.ingest_extract`, except that the broken-row rate is
+    checked by the caller (:func:`pipelines.ingest.check_broken_rate`) once the snapshot is pinned."""
     lake = Path(output) / LAKE_DIR
     lake.mkdir(parents=True, exist_ok=True)
     index_path = lake / INDEX_FILE
@@ -203,7 +204,6 @@ def ingest_to_lake(contract: Contract, files: list[Path], landing: Path, output:
             shutil.rmtree(tmp, ignore_errors=True)
         _write_json(index_path, _load_json(index_path) | {k: index[k] for k in (str(p.resolve()) for p in todo)})
     result = IngestResult(contract.extract, [results[Path(p)] for p in files])
-    check_broken_rate(contract, result)
     return result, [str(p) for p in todo]
 
 

@@ -182,4 +182,6 @@ def fail_run(ctx: RunContext, exc: BaseException | None = None) -> Path:
                        "rule_parameters": cfg.parameters},
         "stages_started": list(ctx.timings), "timings_seconds": ctx.timings, "notes": ctx.notes,
     }
-    return keep_evidence(Path(cfg.output), ctx.run_id, ctx.partial, ctx.staging, exc, manifest)
+    snapshot = getattr(ctx, "snapshot", None)  # pinned by ingest; absent when the run failed before
+    quarantine = {e: [Path(f.quarantine) for f in fs] for e, fs in snapshot.files.items()} if snapshot else None
+    return keep_evidence(Path(cfg.output), ctx.run_id, ctx.partial, ctx.staging, exc, manifest, quarantine)

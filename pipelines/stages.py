@@ -21,7 +21,7 @@ from pipelines.engine import Engine, connect
 from pipelines.errors import RunError
 
 DERIVED_DIR = "derived"  # link tables of a run, as Parquet
-from pipelines.ingest import IngestResult, discover_extracts
+from pipelines.ingest import IngestResult, check_broken_rate, discover_extracts
 from pipelines.linking import LINK_TABLES, PERSON_EXTRACTS, LinkResult, link_persons
 from pipelines.pipeline import Progress, RunConfig, RunContext, fail_run, finish_run, peak_rss_mb, prepare_run, run_stage
 from pipelines.rules.engine import RunHits, run_rules
@@ -76,8 +76,10 @@ def ingest_stage(ctx: RunContext) -> dict[str, IngestResult]:
     for name, files in found.items():
         ingested[name], fresh = lake.ingest_to_lake(ctx.contracts[name], files, landing, Path(ctx.config.output))
         read += fresh
-    ctx.snapshot = lake.Snapshot.of(ingested)
+    ctx.snapshot = lake.Snapshot.of(ingested)  # pinned first: a failed run keeps the quarantine it points at
     ctx.files_read = read
+    for name, result in ingested.items():
+        check_broken_rate(ctx.contracts[name], result)
     return ingested
 
 
