@@ -309,7 +309,8 @@ def register_relations(engine: Engine, relations: RunRelations) -> None:
 _MARKER = re.compile(r"^--\s*(part|view):\s*(\w+)\s+requires:\s*([\w\s]+?)\s*$")
 
 
-def _view_blocks(sql: str) -> list[tuple[str, str, list[str], str]]:
+def view_blocks(sql: str) -> list[tuple[str, str, list[str], str]]:
+    """(kind, view, required relations, SELECT text) for each marked block of the views file."""
     blocks: list[tuple[str, str, list[str], list[str]]] = []
     for line in sql.splitlines():
         marker = _MARKER.match(line.strip())
@@ -322,7 +323,7 @@ def _view_blocks(sql: str) -> list[tuple[str, str, list[str], str]]:
 
 def _view_selects(available: set[str], sql_path: Path = VIEWS_SQL) -> list[tuple[str, str]]:
     """(view, SELECT) of the rule views of ``warehouse_views.sql`` whose sources are available."""
-    blocks = _view_blocks(Path(sql_path).read_text(encoding="utf-8"))
+    blocks = view_blocks(Path(sql_path).read_text(encoding="utf-8"))
     have = set(available)
     out = []
     for view in dict.fromkeys(v for _, v, _, _ in blocks):
@@ -336,7 +337,7 @@ def _view_selects(available: set[str], sql_path: Path = VIEWS_SQL) -> list[tuple
 def create_views(engine: Engine) -> list[str]:
     """(Re)create the rule views over the relations ``engine`` holds; returns the views created."""
     names: list[str] = []
-    for view in dict.fromkeys(v for _, v, _, _ in _view_blocks(VIEWS_SQL.read_text(encoding="utf-8"))):
+    for view in dict.fromkeys(v for _, v, _, _ in view_blocks(VIEWS_SQL.read_text(encoding="utf-8"))):
         engine.drop(view)
     for view, sql in _view_selects(engine.relations()):
         engine.execute(f"CREATE VIEW {engine.dialect.quote_identifier(view)} AS {sql}")

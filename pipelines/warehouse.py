@@ -17,7 +17,6 @@ every landing file of the extract.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +26,7 @@ import polars as pl
 from pipelines.contracts import Contract
 from pipelines.errors import RunError
 from pipelines.ingest import IngestResult
+from pipelines.lake import view_blocks  # the views file's marked blocks, parsed in one place
 from pipelines.normalize import output_schema
 
 VIEWS_SQL = Path(__file__).with_name("warehouse_views.sql")
@@ -361,19 +361,6 @@ def sync_extracts(con: duckdb.DuckDBPyConnection, present: dict[str, list[str]])
     return removed
 
 
-_MARKER = re.compile(r"^--\s*(part|view):\s*(\w+)\s+requires:\s*([\w\s]+?)\s*$")
-
-
-def _view_blocks(sql: str) -> list[tuple[str, str, list[str], str]]:
-    """(kind, view, required relations, SELECT text) for each marked block of the views file."""
-    blocks: list[tuple[str, str, list[str], list[str]]] = []
-    for line in sql.splitlines():
-        marker = _MARKER.match(line.strip())
-        if marker:
-            blocks.append((marker[1], marker[2], marker[3].split(), []))
-        elif blocks:
-            blocks[-1][3].append(line)
-    return [(kind, view, needs, "\n".join(body).strip()) for kind, view, needs, body in blocks]
 
 
 def create_views(con: duckdb.DuckDBPyConnection, sql_path: Path = VIEWS_SQL) -> list[str]:
@@ -382,7 +369,7 @@ def create_views(con: duckdb.DuckDBPyConnection, sql_path: Path = VIEWS_SQL) -> 
     from pipelines.engine import as_engine
 
     con = as_engine(con)
-    blocks = _view_blocks(Path(sql_path).read_text(encoding="utf-8"))
+    blocks = view_blocks(Path(sql_path).read_text(encoding="utf-8"))
     order = list(dict.fromkeys(view for _, view, _, _ in blocks))
     for view in reversed(order):
         con.drop(view)
