@@ -87,10 +87,10 @@ def validate_stage(ctx: RunContext, ingested: dict[str, IngestResult]) -> dict[s
     """Check every extract of the snapshot against its contract (an extract whose files are all
     unchanged reuses its earlier report); an extract-level failure stops the run."""
     report_dir = ctx.partial / "validation"
-    results, reused = {}, 0
+    results, reused, today = {}, 0, date.today()
     for name, result in ingested.items():
-        key = f"{name}-{ctx.snapshot.key([name])}-{lake.contract_fingerprint(ctx.contracts[name])}-{date.today()}"
-        cached = validation_cache.load(Path(ctx.config.output), key, report_dir)
+        key = f"{name}-{ctx.snapshot.key([name])}-{lake.contract_fingerprint(ctx.contracts[name])}"
+        cached = validation_cache.load(Path(ctx.config.output), key, report_dir, today)
         if cached is not None:
             results[name] = cached
             reused += 1
@@ -101,9 +101,10 @@ def validate_stage(ctx: RunContext, ingested: dict[str, IngestResult]) -> dict[s
             {f.source_file: f.rows_read for f in result.files},
             {f.source_file: f.rows_quarantined for f in result.files},
             report_dir,
+            today=today,
         )
         if results[name].passed:
-            validation_cache.save(Path(ctx.config.output), key, report_dir, results[name])
+            validation_cache.save(Path(ctx.config.output), key, report_dir, results[name], today)
     for validation in results.values():
         raise_for_failures(validation)
     return results
