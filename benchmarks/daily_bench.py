@@ -66,6 +66,18 @@ def _run(landing: Path, out: Path, as_of: date, log: Path, args: argparse.Namesp
     }
 
 
+def _death_suspects(run_dir: Path) -> int:
+    """Suspects of the daily categories in a run's manifest."""
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    return sum(r["rows"] for r in manifest["rules"] if r["id"] in _daily_rule_ids(manifest))
+
+
+def _daily_rule_ids(manifest: dict) -> set[str]:
+    from pipelines.rules import load_rules
+
+    return {r.id for r in load_rules(REPO / "rules") if r.category in DAILY_CATEGORIES}
+
+
 def write_new_deaths(lake: Path, landing: Path, as_of: date, count: int, seed: int) -> Path:
     """``count`` payees of the last paid month, recorded dead two months before it (set-based, DuckDB)."""
     import duckdb
@@ -115,6 +127,7 @@ def bench_one(persons: int, args: argparse.Namespace, say) -> dict:
 
     say(f"[{persons:,}] monthly full audit (load {_load()})")
     result["full_audit"] = _run(landing, out, as_of, logs / "daily_full.log", args, daily=False)
+    result["full_audit_death_suspects"] = _death_suspects(out / "jobs" / "full-audit" / "latest")
     new_file = write_new_deaths(out / "lake", landing, as_of, args.new_deaths, args.seed)
     day = as_of + timedelta(days=1)
     try:
