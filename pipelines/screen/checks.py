@@ -36,7 +36,8 @@ class Check:
 
 
 def build_rows(engine: Engine, relations: tuple[str, ...]) -> None:
-    """Create ``_sc_rows`` (see the module doc) in the session; ``payroll`` must exist."""
+    """Create ``_sc_rows`` (see the module doc) and ``_sc_overlaps`` (the duplicate checks' pre-filter)
+    in the session; ``payroll`` must exist."""
     siblings = ""
     if "identity_clusters" in relations:
         siblings = """
@@ -54,6 +55,23 @@ def build_rows(engine: Engine, relations: tuple[str, ...]) -> None:
         UNION ALL
         SELECT payment_id, person_id, person_id_valid, name, scheme, region_code, period, amount, pay_date, true
         FROM payroll""")
+    engine.materialize("_sc_overlaps", OVERLAPS)
+
+
+# The one cheap pre-filter of the two duplicate checks, in one pass over ``_sc_rows``: per valid
+# payroll person and period, the schemes two or more regions pay with a payroll row among them
+# (cross-region), and whether an employee pension meets a resident one paid in the payroll (cross-scheme).
+OVERLAPS = """
+    WITH per_scheme AS (
+        SELECT person_id, period, scheme, count(DISTINCT region_code) AS regions, bool_or(in_payroll) AS in_payroll
+        FROM _sc_rows WHERE person_id_valid AND scheme IN ('110', '120', '170')
+        GROUP BY person_id, period, scheme
+    )
+    SELECT person_id, period,
+           coalesce(list(scheme) FILTER (WHERE regions >= 2 AND in_payroll), []) AS cross_region_schemes,
+           bool_or(scheme <> '170') AND bool_or(scheme = '170' AND in_payroll) AS cross_scheme
+    FROM per_scheme GROUP BY person_id, period
+    HAVING len(cross_region_schemes) > 0 OR cross_scheme"""
 
 
 # ------------------------------------------------------------------ paid after death (+ certified after death)
@@ -192,10 +210,8 @@ WHERE p.amount > 0
 
 DUPLICATE_CROSS_REGION = f"""
 WITH multi AS (
-    -- a cheap pre-filter: a payroll row's person, scheme and period paid by two or more regions
-    SELECT person_id, scheme, period FROM _sc_rows WHERE person_id_valid
-    GROUP BY person_id, scheme, period
-    HAVING count(DISTINCT region_code) >= 2 AND bool_or(in_payroll)
+    -- the pre-filter: a payroll row's person, scheme and period paid by two or more regions
+    SELECT person_id, unnest(cross_region_schemes) AS scheme, period FROM _sc_overlaps
 ),
 paid AS (
     -- net payment per person, scheme, region and period; a period reversed in full drops out
@@ -259,10 +275,8 @@ WHERE r.keep_rank > 1 AND p.amount > 0 AND p.person_id_valid
 
 DUPLICATE_CROSS_SCHEME = f"""
 WITH mixed AS (
-    -- a cheap pre-filter: a period with employee and resident rows, a resident one in the payroll
-    SELECT person_id, period FROM _sc_rows WHERE person_id_valid AND scheme IN ('110', '120', '170')
-    GROUP BY person_id, period
-    HAVING bool_or(scheme <> '170') AND bool_or(scheme = '170' AND in_payroll)
+    -- the pre-filter: a period with employee and resident rows, a resident one in the payroll
+    SELECT person_id, period FROM _sc_overlaps WHERE cross_scheme
 ),
 kinds AS (
     SELECT r.person_id, r.period, CASE WHEN r.scheme = '170' THEN 'resident' ELSE 'employee' END AS kind,

@@ -3,8 +3,7 @@
 The screening SQL reads named relations only (``pension_payments``, ``person_deaths``,
 ``death_records``, ``death_matches``, ``prisoners``, ``identity_clusters``, ``certifications``).
 :func:`open_audit_data` opens an engine session (:mod:`pipelines.engine`) in which those names
-read the data of the latest *full* audit run (a run of every rule: no ``--rules``/``--category``
-selection), so only this module changes when the warehouse becomes a lake of per-run snapshots.
+read the data of the full audit's latest run (the job pointer ``<output>/jobs/full-audit/latest``).
 
 The data is the run's ``views.sql`` (named views over the run's snapshot of the Parquet lake and
 its link tables); a run without one (an earlier version) falls back to ``<output>/warehouse.duckdb``
@@ -20,6 +19,7 @@ from pathlib import Path
 from pipelines import publish
 from pipelines.engine import Engine, QueryError, connect
 from pipelines.errors import RunError
+from pipelines.jobs import FULL_AUDIT
 
 # Relations the screening SQL may read; those absent from the audit data are simply absent
 # (the checks that need them do not run and the screen says so).
@@ -39,19 +39,20 @@ class AuditData:
 
 
 def latest_full_run(output: Path) -> Path:
-    """Folder of the newest complete run that ran every rule (a full audit, not a daily death check)."""
-    runs = publish.runs_dir(output)
-    candidates = sorted((p for p in runs.iterdir() if p.is_dir() and not p.name.startswith(".")), reverse=True) \
-        if runs.is_dir() else []
-    for run_dir in candidates:
-        manifest = run_dir / publish.MANIFEST_FILE
-        if not (run_dir / publish.SUSPECTS_FILE).exists() or not manifest.exists():
-            continue
-        params = json.loads(manifest.read_text(encoding="utf-8")).get("parameters", {})
-        if not params.get("rule_ids") and not params.get("categories"):
-            return run_dir
-    raise RunError("no complete full audit run to screen against", file=runs,
-                   hint="run the full audit first: `fraudwatch run --input LANDING --output OUT` (all rules)")
+    """Folder of the full audit's newest complete run: the one ``jobs/full-audit/latest`` points to
+    (a daily death check or an ad-hoc run is never screened against)."""
+    output = Path(output)
+    link = publish.job_latest_link(output, FULL_AUDIT)
+    run_id = publish.latest_run_id(output, FULL_AUDIT)
+    if run_id is None:
+        raise RunError(f"no complete full audit to screen against: {link.relative_to(output)} does not exist",
+                       file=output, hint="run the full audit first: `fraudwatch run --input LANDING --output OUT` "
+                                         "(every rule; job full-audit)")
+    run_dir = publish.runs_dir(output) / run_id
+    if not publish.is_complete(output, run_id) or not (run_dir / publish.MANIFEST_FILE).exists():
+        raise RunError(f"the full audit's latest run {run_id} is not complete", file=run_dir,
+                       hint="run the full audit again; `fraudwatch doctor --output OUT` shows the runs")
+    return run_dir
 
 
 def open_audit_data(output: Path, warehouse: Path | None = None, memory_limit: str | None = None,

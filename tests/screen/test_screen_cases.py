@@ -18,8 +18,10 @@ import polars as pl
 import pytest
 
 from pipelines.errors import ExtractError, RunError
+from pipelines.pipeline import RunConfig
 from pipelines.screen import ScreenConfig, screen_payroll
 from pipelines.screen.run import HOLD_COLUMNS
+from pipelines.stages import run_pipeline
 from screen_cases import DEAD, DEAD_TWO_REGIONS, EXPECTED, HEAD, PAYROLL, WEAK, _write, broken
 
 
@@ -132,8 +134,26 @@ def test_a_payroll_without_required_column_stops_naming_the_file(audit, tmp_path
 
 
 def test_no_full_audit_yet_is_a_clear_error(tmp_path, payroll):
-    with pytest.raises(RunError, match="no complete full audit run"):
+    with pytest.raises(RunError, match="no complete full audit to screen against: jobs/full-audit/latest"):
         _screen(tmp_path, payroll)
+
+
+def test_the_screen_follows_the_full_audit_pointer_not_the_newest_run(audit, payroll, tmp_path):
+    """A daily death check after the full audit is newer, but the screen reads the full audit's run;
+    an output folder holding only death checks has no full audit to screen against."""
+    output = tmp_path / "out"
+    shutil.copytree(audit, output, symlinks=True)
+    landing = audit.parent / "landing"
+    check = run_pipeline(RunConfig(input=landing, output=output, as_of=date(2025, 1, 5),
+                                   categories=("paid_after_death",), job="death-check"))
+    full = (output / "jobs" / "full-audit" / "latest").resolve().name
+    assert (output / "latest").resolve().name == check.run_id != full
+    assert _screen(output, payroll).audit_run == full
+    only_checks = tmp_path / "checks"
+    run_pipeline(RunConfig(input=landing, output=only_checks, as_of=date(2025, 1, 5),
+                           categories=("paid_after_death",), job="death-check"))
+    with pytest.raises(RunError, match="no complete full audit to screen against"):
+        _screen(only_checks, payroll)
 
 
 def test_more_holds_than_a_sheet_takes_continue_on_the_next_sheet(audit, payroll, monkeypatch):
