@@ -22,23 +22,8 @@ import pyarrow.parquet as pq
 
 from pipelines import __version__
 from pipelines.errors import RunError
+from pipelines.suspect_record import SUSPECT_COLUMNS
 
-SUSPECT_COLUMNS = [
-    ("run_id", pa.string()),
-    ("rule_id", pa.string()),
-    ("category", pa.string()),
-    ("severity", pa.string()),
-    ("subject_type", pa.string()),
-    ("subject_id", pa.string()),
-    ("subject_name", pa.string()),
-    ("region_code", pa.string()),
-    ("first_period", pa.string()),
-    ("last_period", pa.string()),
-    ("amount_at_risk", pa.decimal128(18, 2)),
-    ("evidence", pa.string()),
-    ("reason", pa.string()),
-    ("status", pa.string()),
-]
 SUSPECTS_FILE = "suspects.parquet"
 MANIFEST_FILE = "manifest.json"
 COMPLETE_FILE = "_COMPLETE"  # completion marker: the run is complete when this file exists
@@ -239,13 +224,12 @@ def with_status(hits: pa.Table, run_id: str, previous: Path | None) -> pa.Table:
             con.execute("CREATE TEMP VIEW prev AS SELECT NULL::VARCHAR AS rule_id, NULL::VARCHAR AS subject_id WHERE false")
         spec = [name for name, _ in SUSPECT_COLUMNS]
         extras = [c for c in hits.column_names if c not in spec]
-        extra_sql = "".join(f', h."{c}"' for c in extras)
+        added = {"run_id": "?::VARCHAR AS run_id",
+                 "status": "CASE WHEN p.rule_id IS NULL THEN 'new' ELSE 'recurring' END AS status"}
+        select = ", ".join([added.get(c, f'h."{c}"') for c in spec] + [f'h."{c}"' for c in extras])
         table = con.sql(
             f"""
-            SELECT ?::VARCHAR AS run_id, h.rule_id, h.category, h.severity, h.subject_type, h.subject_id,
-                   h.subject_name, h.region_code, h.first_period, h.last_period,
-                   h.amount_at_risk::DECIMAL(18,2) AS amount_at_risk, h.evidence, h.reason,
-                   CASE WHEN p.rule_id IS NULL THEN 'new' ELSE 'recurring' END AS status{extra_sql}
+            SELECT {select}
             FROM hits h LEFT JOIN prev p ON p.rule_id = h.rule_id AND p.subject_id = h.subject_id
             ORDER BY h.rule_id, h.subject_id
             """,

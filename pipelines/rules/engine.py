@@ -23,25 +23,8 @@ from pipelines.errors import RuleError
 from pipelines.rules.budget import run_bounded
 from pipelines.rules.model import OUTPUT_COLUMNS, Rule
 from pipelines.rules.reason import compile_reason, placeholders
+from pipelines.suspect_record import HITS_SCHEMA
 from pipelines.rules.sqlcheck import DERIVED_TABLES, VIEW_NAMES, CheckedQuery, check_rule_sql, default_table_names
-
-HITS_SCHEMA = pa.schema(
-    [
-        ("rule_id", pa.string()),
-        ("rule_version", pa.int32()),
-        ("category", pa.string()),
-        ("severity", pa.string()),
-        ("subject_type", pa.string()),
-        ("subject_id", pa.string()),
-        ("subject_name", pa.string()),
-        ("region_code", pa.string()),
-        ("first_period", pa.string()),
-        ("last_period", pa.string()),
-        ("amount_at_risk", pa.decimal128(18, 2)),
-        ("evidence", pa.string()),
-        ("reason", pa.string()),
-    ]
-)
 
 
 @dataclass(frozen=True)
