@@ -6,9 +6,10 @@ from __future__ import annotations
 import os
 import platform
 
+from pipelines.stages import STAGE_NAMES as STAGE_ORDER  # the run's one stage list
+
 CATEGORIES = ("paid_after_death", "subsidy_after_death", "duplicate_cross_region",
               "duplicate_cross_scheme", "paid_during_imprisonment", "refund_retained")
-STAGE_ORDER = ("ingest", "validate", "load", "link", "detect", "publish")
 TARGET_SECONDS = 600
 TARGET_PEAK_GB = 16
 TARGET_DETECT_VS_SQL = 1.5

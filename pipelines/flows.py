@@ -1,4 +1,4 @@
-"""Prefect flows. Thin: each task wraps one stage function from `pipelines.stages`.
+"""Prefect flows. Thin: each task wraps one stage of `pipelines.stages.STAGES`, walked in that order.
 
 Deployments and schedules are in `prefect.yaml`; `fraudwatch run` calls `audit_flow` directly
 (Prefect then starts a temporary local server: no server to start by hand).
@@ -38,34 +38,16 @@ def _log(line: str) -> None:
 _io = dict(retries=2, retry_delay_seconds=10, retry_condition_fn=_retry_if_transient, cache_policy=NO_CACHE)
 
 
-@task(name="ingest", **_io)
-def ingest_task(ctx):
-    return run_stage(ctx, "ingest", stages.ingest_stage, report=_log)
+def _stage_task(stage: stages.Stage):
+    """The Prefect task of one stage of :data:`pipelines.stages.STAGES`."""
+
+    def call(ctx, inputs: tuple):
+        return run_stage(ctx, stage.name, stage.fn, *inputs, report=_log)
+
+    return task(name=stage.name, **(_io if stage.io else dict(cache_policy=NO_CACHE)))(call)
 
 
-@task(name="validate", cache_policy=NO_CACHE)
-def validate_task(ctx, ingested):
-    return run_stage(ctx, "validate", stages.validate_stage, ingested, report=_log)
-
-
-@task(name="load", **_io)
-def load_task(ctx, ingested):
-    return run_stage(ctx, "load", stages.load_stage, ingested, report=_log)
-
-
-@task(name="link", cache_policy=NO_CACHE)
-def link_task(ctx):
-    return run_stage(ctx, "link", stages.link_stage, report=_log)
-
-
-@task(name="detect", cache_policy=NO_CACHE)
-def detect_task(ctx):
-    return run_stage(ctx, "detect", stages.detect_stage, report=_log)
-
-
-@task(name="publish", **_io)
-def publish_task(ctx, ingested, validations, loaded, hits, linked):
-    return run_stage(ctx, "publish", stages.publish_stage, ingested, validations, loaded, hits, linked, report=_log)
+STAGE_TASKS = {stage.name: _stage_task(stage) for stage in stages.STAGES}
 
 
 @flow(name="fraudwatch-audit", log_prints=True)
@@ -131,18 +113,12 @@ def _audit(config: RunConfig, logger) -> dict[str, Any]:
     ctx = prepare_run(config)
     progress = create_progress_artifact(progress=0.0, description="fraudwatch audit run progress")
     try:
-        ingested = ingest_task(ctx)
-        update_progress_artifact(progress, 25.0)
-        validations = validate_task(ctx, ingested)
-        update_progress_artifact(progress, 40.0)
-        loaded = load_task(ctx, ingested)
-        update_progress_artifact(progress, 55.0)
-        linked = link_task(ctx)
-        update_progress_artifact(progress, 70.0)
-        hits = detect_task(ctx)
-        update_progress_artifact(progress, 85.0)
-        summary = publish_task(ctx, ingested, validations, loaded, hits, linked)
-        update_progress_artifact(progress, 100.0)
+        def call(stage: stages.Stage, inputs: tuple):
+            result = STAGE_TASKS[stage.name](ctx, inputs)
+            update_progress_artifact(progress, stage.done_percent)
+            return result
+
+        summary = stages.run_stages(call)
     except BaseException as exc:
         fail_run(ctx, exc)
         after_run.failed(ctx, exc)

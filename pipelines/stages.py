@@ -1,7 +1,8 @@
-"""The five stages of an audit run, each a plain function of the run context.
+"""The stages of an audit run, each a plain function of the run context, and their one list.
 
-ingest → validate → load → detect → publish. `run_pipeline` calls them in order; the Prefect flow in
-`pipelines.flows` wraps each in a task. A failure anywhere drops the partial run and leaves `latest` alone.
+ingest → validate → load → link → detect → publish (:data:`STAGES`). `run_pipeline` walks the list;
+the Prefect flow in `pipelines.flows` walks the same list, each stage a task. A failure anywhere
+drops the partial run and leaves `latest` alone.
 """
 
 from __future__ import annotations
@@ -271,6 +272,40 @@ def publish_stage(ctx: RunContext, ingested: dict[str, IngestResult], validation
     )
 
 
+@dataclass(frozen=True)
+class Stage:
+    """One stage of the run: its function, the earlier stages whose results it takes (in order,
+    after the run context), whether it does I/O a retry may get past (the Prefect task retries
+    those), and how far the run is once it is done (percent, for progress)."""
+
+    name: str
+    fn: Callable[..., Any]
+    inputs: tuple[str, ...] = ()
+    io: bool = False
+    done_percent: float = 0.0
+
+
+# The run, in order: the one place the stage order is written (run_pipeline and the Prefect flow both walk it).
+STAGES: tuple[Stage, ...] = (
+    Stage("ingest", ingest_stage, (), io=True, done_percent=25.0),
+    Stage("validate", validate_stage, ("ingest",), done_percent=40.0),
+    Stage("load", load_stage, ("ingest",), io=True, done_percent=55.0),
+    Stage("link", link_stage, (), done_percent=70.0),
+    Stage("detect", detect_stage, (), done_percent=85.0),
+    Stage("publish", publish_stage, ("ingest", "validate", "load", "detect", "link"), io=True, done_percent=100.0),
+)
+STAGE_NAMES = tuple(s.name for s in STAGES)
+
+
+def run_stages(call: Callable[[Stage, tuple[Any, ...]], Any]) -> RunSummary:
+    """Walk :data:`STAGES`: ``call(stage, inputs)`` runs one stage given the results of the stages it
+    takes; returns the last stage's result (the run summary)."""
+    results: dict[str, Any] = {}
+    for stage in STAGES:
+        results[stage.name] = call(stage, tuple(results[name] for name in stage.inputs))
+    return results[STAGES[-1].name]
+
+
 def run_pipeline(config: RunConfig, progress: Progress | None = None,
                  on_wait: Callable[[LockHolder | None], None] | None = None, report: Progress | None = None) -> RunSummary:
     """One complete audit run without Prefect (the flow runs the same stages), holding the run lock."""
@@ -278,13 +313,8 @@ def run_pipeline(config: RunConfig, progress: Progress | None = None,
     with run_lock(config.output, config.job, config.wait_timeout, on_wait):
         ctx = prepare_run(config)
         try:
-            ingested = run_stage(ctx, "ingest", ingest_stage, progress=progress, report=report)
-            validations = run_stage(ctx, "validate", validate_stage, ingested, progress=progress, report=report)
-            loaded = run_stage(ctx, "load", load_stage, ingested, progress=progress, report=report)
-            linked = run_stage(ctx, "link", link_stage, progress=progress, report=report)
-            hits = run_stage(ctx, "detect", detect_stage, progress=progress, report=report)
-            summary = run_stage(ctx, "publish", publish_stage, ingested, validations, loaded, hits, linked,
-                                progress=progress, report=report)
+            summary = run_stages(lambda stage, inputs: run_stage(ctx, stage.name, stage.fn, *inputs,
+                                                                 progress=progress, report=report))
         except BaseException as exc:
             fail_run(ctx, exc)
             after_run.failed(ctx, exc)

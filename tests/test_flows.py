@@ -28,9 +28,17 @@ def test_audit_flow_publishes_a_run_and_artifacts(harness, tmp_path):
     from pipelines.flows import audit_flow
 
     generate(persons=300, months=6, seed=3, out=tmp_path / "in")
-    result = audit_flow(input=str(tmp_path / "in"), output=str(tmp_path / "out"), as_of=date(2026, 1, 31),
-                        categories=["paid_after_death"])
+    state = audit_flow(input=str(tmp_path / "in"), output=str(tmp_path / "out"), as_of=date(2026, 1, 31),
+                       categories=["paid_after_death"], return_state=True)
+    result = state.result()
     assert latest_run_id(tmp_path / "out") == result["run_id"]
+    # one task per stage of the one stage list, in its order; the I/O stages retry
+    from pipelines.flows import STAGE_TASKS
+    from pipelines.stages import STAGE_NAMES, STAGES
+
+    runs = sorted(_task_runs(state.state_details.flow_run_id), key=lambda t: t.expected_start_time)
+    assert [t.name.rsplit("-", 1)[0] for t in runs] == list(STAGE_NAMES)
+    assert {n for n, t in STAGE_TASKS.items() if t.retries} == {s.name for s in STAGES if s.io}
     assert set(result["hits_per_rule"]) == {"paid_after_death", "paid_after_death_weak_match"}  # the category's rules
     assert result["hits_per_rule"]["paid_after_death"] > 0
 
