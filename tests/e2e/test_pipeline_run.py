@@ -3,6 +3,8 @@ every planted bad row quarantined, reruns idempotent, failed runs invisible."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 from datetime import date
 from pathlib import Path
@@ -132,7 +134,8 @@ def test_a_run_that_fails_midway_leaves_latest_and_runs_untouched(first_run, mon
     def boom(ctx):
         raise RuntimeError("killed during detection")
 
-    monkeypatch.setattr(stages, "detect_stage", boom)
+    monkeypatch.setattr(stages, "STAGES", tuple(dataclasses.replace(s, fn=boom) if s.name == "detect" else s
+                                                for s in stages.STAGES))
     with pytest.raises(RuntimeError):
         stages.run_pipeline(RunConfig(input=landing, output=output, as_of=AS_OF))
     assert latest_run_id(output) == before
