@@ -1,16 +1,21 @@
-"""Benchmark of ``fraudwatch screen``: an N-row payroll against an N-person warehouse.
+"""Benchmark of ``fraudwatch screen``: an N-row payroll against an N-person audit.
 
-Per size: ``fraudwatch synth`` writes N persons x 13 months (clean CSV); the first 12 months (and
-every other extract) are the landing folder of a full audit (``run_pipeline``, no Prefect); the
-13th month's pension file is the coming payroll. Then ``fraudwatch screen`` runs in a child
-process under ``/usr/bin/time -v`` (wall clock, peak RSS) and the screen's own manifest gives its
-stage timings and hold counts. The synthetic data and the audit are kept in WORKDIR and reused.
+Per size: ``fraudwatch synth --payroll-next`` writes N persons x 12 months (clean CSV, the landing
+folder of a full audit) and the 13th month's payroll with planted holds, near misses and their
+truth (``fraudwatch_synth/payroll.py``). The full audit runs once (``run_pipeline``, no Prefect);
+then ``fraudwatch screen`` runs in a child process under ``/usr/bin/time -v`` (wall clock, peak
+RSS) and the screen's own manifest gives its stage timings and hold counts. Every screen is checked
+against the synth's truth (exact: every planted hold, nothing else). The synthetic data and the
+audit are kept in WORKDIR and reused.
 
     .venv/bin/python benchmarks/screen_bench.py --persons 1000000 --workdir /tmp/fwscreen [--wait-load 3] [--oracle]
+    .venv/bin/python benchmarks/screen_bench.py --persons 10000000 --workdir /data/fwscreen --memory-limit 12GB
 
-``--oracle`` also audits all 13 months (the payroll as paid) and checks that the payroll rows the
-rules then count as at risk (by their evidence) are exactly the rows the last screen held, reason
-by reason: the screen's exactness at scale.
+``--oracle`` also audits the landing folder with the payroll as paid and checks that the payroll
+rows the rules then count as at risk (by their evidence) are exactly the rows the last screen held,
+reason by reason (``benchmarks/screen_oracle.py``).
+
+Disk at 10 M: the landing CSVs (~12 GB), the audit's lake and run (~3 GB), the payroll (~1 GB).
 """
 
 from __future__ import annotations
@@ -23,13 +28,18 @@ import time
 from datetime import date
 from pathlib import Path
 
+import polars as pl
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from benchmarks.run_benchmark import run_timed  # noqa: E402
+from benchmarks.screen_oracle import against_rules, against_truth  # noqa: E402
 
 PYTHON = sys.executable
 FRAUDWATCH = [PYTHON, "-c", "from pipelines.cli import app; app()"]  # the CLI with every command registered
+AS_OF = date(2025, 1, 5)  # the 2025-01 payroll, screened after the 2024 audit
+TRUTH_FILE = "payroll_truth.parquet"
 
 
 def _load() -> float:
@@ -45,66 +55,39 @@ def _wait(limit: float | None, say) -> None:
 
 
 def prepare(persons: int, seed: int, workdir: Path, say) -> tuple[Path, Path]:
-    """(landing folder of 12 months, payroll file of month 13), generated once per size and seed."""
+    """(landing folder of 12 months, the next month's payroll file), generated once per size and seed."""
     base = workdir / f"p{persons}_s{seed}"
-    full, landing, payroll_dir = base / "synth13", base / "landing", base / "payroll"
-    if not (full / "synth_meta.json").exists():
-        say(f"synth {persons} persons x 13 months")
+    landing, payroll_dir = base / "landing", base / "payroll"
+    if not (landing / "synth_meta.json").exists() or not (payroll_dir / TRUTH_FILE).exists():
+        say(f"synth {persons} persons x 12 months + the next month's payroll")
         base.mkdir(parents=True, exist_ok=True)
-        res = run_timed([*FRAUDWATCH, "synth", "--persons", str(persons), "--months", "13", "--seed", str(seed),
-                         "--format", "csv", "--out", str(full)], log=base / "synth.log")
+        res = run_timed([*FRAUDWATCH, "synth", "--persons", str(persons), "--months", "12", "--seed", str(seed),
+                         "--format", "csv", "--out", str(landing), "--payroll-next", str(payroll_dir)],
+                        log=base / "synth.log")
         if res["returncode"]:
             raise SystemExit(f"synth failed: see {res['log']}")
-    months = sorted(full.glob("pension_payments_*.csv"))
-    payroll = months[-1]
-    landing.mkdir(parents=True, exist_ok=True)
-    payroll_dir.mkdir(parents=True, exist_ok=True)
-    for path in full.iterdir():
-        link = (payroll_dir if path == payroll else landing) / path.name
-        if not link.exists():
-            link.symlink_to(path)
-    return landing, payroll_dir / payroll.name
+        say(f"synth: {res['seconds']} s, peak {res['peak_rss_mb']} MiB")
+    return landing, next(payroll_dir.glob("pension_payments_*.csv"))
 
 
-# where each rule's evidence lists the payments it counts as at risk
-AT_RISK_IDS = {
-    "paid_after_death": lambda e: e["payment_ids"],
-    "paid_after_death_weak_match": lambda e: e["payment_ids"],
-    "paid_during_imprisonment": lambda e: e["payment_ids"],
-    "duplicate_cross_region": lambda e: e["improper_payment_ids"],
-    "duplicate_cross_scheme": lambda e: e["resident_payment_ids"],
-    "duplicate_identity": lambda e: e["improper_payment_ids"],
-    "duplicate_payment_same_period": lambda e: [i for d in e["duplicates"] for i in d["duplicate_payment_ids"]],
-}
+def _audit(code: str, log: Path) -> dict:
+    res = run_timed([PYTHON, "-c", code], log=log)
+    if res["returncode"]:
+        raise SystemExit(f"audit failed: see {res['log']}")
+    return res
 
 
-def oracle(full: Path, payroll: Path, screen_dir: Path, memory_limit: str | None, say) -> dict:
-    """Audit every month with the payroll paid; compare the rules' at-risk payroll rows with the holds."""
-    import polars as pl
-
-    out13 = full.parent / "out13"
-    if not (out13 / "latest").exists():
-        say(f"oracle: full audit of {full} (the payroll as paid)")
-        code = (f"from datetime import date; from pathlib import Path; from pipelines.pipeline import RunConfig; "
-                f"from pipelines.stages import run_pipeline; run_pipeline(RunConfig(input=Path({str(full)!r}), "
-                f"output=Path({str(out13)!r}), as_of=date(2026, 1, 31), memory_limit={memory_limit!r}))")
-        res = run_timed([PYTHON, "-c", code], log=full.parent / "oracle_audit.log")
-        if res["returncode"]:
-            raise SystemExit(f"oracle audit failed: see {res['log']}")
-    # the payroll's paying rows (synth writes clean CSV with the canonical headers)
-    payroll_ids = set(pl.read_csv(payroll, columns=["payment_id", "amount"], infer_schema=False)
-                      .filter(pl.col("amount").cast(pl.Float64) > 0)["payment_id"])
-    suspects = pl.read_parquet(out13 / "latest" / "suspects.parquet")
-    found, incomplete = set(), 0
-    for row in suspects.filter(pl.col("rule_id").is_in(list(AT_RISK_IDS))).iter_rows(named=True):
-        evidence = json.loads(row["evidence"])
-        incomplete += not (evidence.get("payment_ids_complete", True) and evidence.get("duplicates_complete", True))
-        found |= {(i, row["category"]) for i in AT_RISK_IDS[row["rule_id"]](evidence) if i in payroll_ids}
-    holds = pl.read_parquet(screen_dir / "holds.parquet")
-    held = {(r["payment_id"], reason) for r in holds.iter_rows(named=True) for reason in r["hold_reasons"].split(",")}
-    return {"rules_at_risk_payroll_rows": len(found), "held_row_reasons": len(held), "equal": held == found,
-            "only_held": sorted(held - found)[:10], "only_rules": sorted(found - held)[:10],
-            "suspects_with_truncated_evidence": incomplete}
+def oracle(landing: Path, payroll: Path, screen_dir: Path, memory_limit: str | None, say) -> dict:
+    """Audit the landing folder with the payroll paid (a child process); compare the rules' at-risk payroll rows."""
+    work = landing.parent / "oracle"
+    suspects = work / "suspects.txt"
+    if not suspects.exists():
+        say(f"oracle: full audit of {landing} with {payroll.name} paid")
+        _audit(f"from datetime import date; from pathlib import Path; from benchmarks.screen_oracle import audit_with_payroll; "
+               f"s = audit_with_payroll(Path({str(landing)!r}), Path({str(payroll)!r}), Path({str(work)!r}), "
+               f"date.fromisoformat({AS_OF.isoformat()!r}), {memory_limit!r}); "
+               f"Path({str(suspects)!r}).write_text(str(s))", landing.parent / "oracle_audit.log")
+    return against_rules(pl.read_parquet(screen_dir / "holds.parquet"), payroll, Path(suspects.read_text().strip()))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -126,20 +109,19 @@ def main(argv: list[str] | None = None) -> int:
         landing, payroll = prepare(persons, args.seed, args.workdir, say)
         output = landing.parent / "out"
         logs = landing.parent
-        if not (output / "latest").exists():
+        if not (output / "jobs" / "full-audit" / "latest").exists():
             say(f"full audit of {landing}")
             _wait(args.wait_load, say)
-            code = (f"from datetime import date; from pathlib import Path; from pipelines.pipeline import RunConfig; "
-                    f"from pipelines.stages import run_pipeline; run_pipeline(RunConfig(input=Path({str(landing)!r}), "
-                    f"output=Path({str(output)!r}), as_of=date(2026, 1, 31), memory_limit={args.memory_limit!r}))")
-            audit = run_timed([PYTHON, "-c", code], log=logs / "audit.log")
-            if audit["returncode"]:
-                raise SystemExit(f"audit failed: see {audit['log']}")
+            audit = _audit(f"from datetime import date; from pathlib import Path; from pipelines.pipeline import RunConfig; "
+                           f"from pipelines.stages import run_pipeline; run_pipeline(RunConfig(input=Path({str(landing)!r}), "
+                           f"output=Path({str(output)!r}), as_of=date.fromisoformat({AS_OF.isoformat()!r}), "
+                           f"memory_limit={args.memory_limit!r}))", logs / "audit.log")
             say(f"audit: {audit['seconds']} s, peak {audit['peak_rss_mb']} MiB")
+        truth = pl.read_parquet(payroll.parent / TRUTH_FILE)
         for i in range(args.repeat):
             _wait(args.wait_load, say)
             load = _load()
-            cmd = [*FRAUDWATCH, "screen", "--payroll", str(payroll), "--output", str(output), "--as-of", "2026-01-05"]
+            cmd = [*FRAUDWATCH, "screen", "--payroll", str(payroll), "--output", str(output), "--as-of", AS_OF.isoformat()]
             if args.memory_limit:
                 cmd += ["--memory-limit", args.memory_limit]
             res = run_timed(cmd, log=logs / f"screen{i}.log")
@@ -147,26 +129,30 @@ def main(argv: list[str] | None = None) -> int:
                 raise SystemExit(f"screen failed: see {res['log']}")
             newest = sorted(p for p in (output / "screens").iterdir() if not p.name.startswith("."))[-1]
             manifest = json.loads((newest / "manifest.json").read_text(encoding="utf-8"))
+            exact = against_truth(pl.read_parquet(newest / "holds.parquet"), truth)
             row = {"persons": persons, "payroll_rows": manifest["counts"]["rows_read"],
                    "payroll_mb": round(manifest["payroll"]["size_bytes"] / 2**20, 1),
                    "seconds": res["seconds"], "peak_rss_mb": res["peak_rss_mb"],
                    "cpu_seconds": res["cpu_seconds"], "load_at_start": round(load, 1),
                    "stages": manifest["timings_seconds"], "held": manifest["counts"]["rows_held"],
-                   "amount_held": manifest["counts"]["amount_held"],
+                   "amount_held": manifest["counts"]["amount_held"], "new_ids": manifest.get("new_ids"),
                    "per_reason": {k: v["rows"] for k, v in manifest["counts"]["per_reason"].items()},
+                   "truth": {k: (v if not isinstance(v, list) else v[:10]) for k, v in exact.items()},
                    "date": date.today().isoformat()}
             figures.append(row)
             say(json.dumps(row, ensure_ascii=False))
         if args.oracle:
-            figures[-1]["oracle"] = oracle(landing.parent / "synth13", payroll, newest, args.memory_limit, say)
+            figures[-1]["oracle"] = oracle(landing, payroll, newest, args.memory_limit, say)
             say(f"oracle: {json.dumps(figures[-1]['oracle'], ensure_ascii=False)}")
     (args.workdir / "screen_bench.json").write_text(json.dumps(figures, ensure_ascii=False, indent=2), encoding="utf-8")
-    print("| persons | payroll rows | screen wall s | peak RSS MiB | read payroll | gather | checks | write | held |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| persons | payroll rows | screen wall s | CPU s | peak RSS MiB | load | read payroll | link new IDs | gather "
+          "| checks | write | held | exact vs truth |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for f in figures:
         s = f["stages"]
-        print(f"| {f['persons']:,} | {f['payroll_rows']:,} | {f['seconds']} | {f['peak_rss_mb']} | {s['read_payroll']} | "
-              f"{s['gather']} | {s['checks']} | {s['write']} | {f['held']:,} |")
+        print(f"| {f['persons']:,} | {f['payroll_rows']:,} | {f['seconds']} | {f['cpu_seconds']} | {f['peak_rss_mb']} | "
+              f"{f['load_at_start']} | {s['read_payroll']} | {s.get('link_new_ids', '-')} | {s['gather']} | {s['checks']} | "
+              f"{s['write']} | {f['held']:,} | {f['truth']['exact']} |")
     return 0
 
 

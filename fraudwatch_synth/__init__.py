@@ -48,6 +48,7 @@ class SynthSummary:
     valid_as_of_from: str         # ground truth holds for any as_of on or after this date
     files: list[Path] = field(default_factory=list)
     identity_cases: dict[str, int] = field(default_factory=dict)  # ground_truth_identity rows per rule_id
+    payroll_next: Path | None = None  # the next month's payroll file (with --payroll-next)
 
 
 def _check(persons: int, months: int, fmt: str, start_period: str) -> None:
@@ -80,9 +81,13 @@ def generate(
     fmt: Literal["csv", "parquet"] = "csv",
     messy: bool = False,
     start_period: str = "2024-01",
+    payroll_next: Path | None = None,
 ) -> SynthSummary:
     """Write the seven extracts, ground_truth.parquet, near_misses.parquet,
-    planted_bad_rows.parquet and synth_meta.json into `out`. Same arguments, same bytes."""
+    planted_bad_rows.parquet and synth_meta.json into `out`. Same arguments, same bytes.
+
+    With ``payroll_next`` (a folder outside ``out``), also the next month's payroll with planted
+    holds and near misses and its truth (:mod:`fraudwatch_synth.payroll`)."""
     _check(persons, months, fmt, start_period)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -118,6 +123,11 @@ def generate(
     for frame, name in zip((gt_identity, near_identity, variants), IDENTITY_FILES):
         write_parquet(frame, out / name)
     identity_cases = {k: int(v) for k, v in gt_identity.group_by("rule_id").len().sort("rule_id").iter_rows()}
+    payroll = None
+    if payroll_next is not None:
+        from fraudwatch_synth.payroll import write_next_payroll
+
+        payroll = write_next_payroll(out, Path(payroll_next), pop, plan, cal, np.random.default_rng([seed, 13]))
 
     valid_from = str((cal.start + months + AS_OF_MARGIN_MONTHS).astype("datetime64[D]"))
     cases = {k: int(v) for k, v in gt.group_by("category").len().sort("category").iter_rows()}
@@ -131,12 +141,18 @@ def generate(
         "ground_truth_identity": identity_cases, "near_misses_identity": len(near_identity),
         "identity": identity_facts,
     }
+    if payroll is not None:
+        meta["payroll_next"] = {"file": payroll.payroll.name, "period": payroll.period, "rows": payroll.rows,
+                                "holds": payroll.holds, "near_misses": payroll.near_misses}
     (out / "synth_meta.json").write_text(json.dumps(meta, ensure_ascii=False, indent=2, sort_keys=True) + "\n",
                                          encoding="utf-8")
     files = writer.files + [out / n for n in
                             ("ground_truth.parquet", "near_misses.parquet", "planted_bad_rows.parquet", "synth_meta.json",
                              *IDENTITY_FILES)]
-    return SynthSummary(out, dict(writer.rows), len(bad), cases, len(near), valid_from, files, identity_cases)
+    if payroll is not None:
+        files += [out / "deaths_payroll_next.csv", out / "prisoners_payroll_next.csv", payroll.payroll, payroll.truth]
+    return SynthSummary(out, dict(writer.rows), len(bad), cases, len(near), valid_from, files, identity_cases,
+                        payroll.payroll if payroll is not None else None)
 
 
 __all__ = ["generate", "SynthSummary"]

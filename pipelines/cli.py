@@ -165,6 +165,9 @@ def synth(
     out: Path = typer.Option(..., "--out", help="Folder to write the extracts into."),
     format: Format = typer.Option(Format.csv, "--format", help="csv or parquet."),
     messy: bool = typer.Option(False, "--messy", help="Real-export mess: GB18030, Chinese headers, mixed formats, bad rows."),
+    payroll_next: Optional[Path] = typer.Option(
+        None, "--payroll-next", help="Also write the next month's payroll into this folder (outside --out), with planted "
+                                     "holds, near misses and payroll_truth.parquet, for `fraudwatch screen`."),
 ) -> None:
     """Write synthetic extracts with planted fraud cases and their ground truth."""
     try:
@@ -174,7 +177,8 @@ def synth(
                               hint="pip install 'fraudwatch[synth]' (in a checkout: pip install -e '.[synth]')"))
 
     with console.status(f"generating {persons} persons × {months} months"):
-        summary = generate(persons=persons, months=months, seed=seed, out=out, fmt=format.value, messy=messy)
+        summary = generate(persons=persons, months=months, seed=seed, out=out, fmt=format.value, messy=messy,
+                           payroll_next=payroll_next)
     console.print(summary)
 
 

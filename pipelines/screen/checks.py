@@ -37,14 +37,12 @@ class Check:
 
 def build_rows(engine: Engine, relations: tuple[str, ...]) -> None:
     """Create ``_sc_rows`` (see the module doc) and ``_sc_overlaps`` (the duplicate checks' pre-filter)
-    in the session; ``payroll`` must exist."""
-    siblings = ""
-    if "identity_clusters" in relations:
-        siblings = """
-            UNION
-            SELECT b.person_id FROM identity_clusters a JOIN identity_clusters b ON b.canonical_id = a.canonical_id
-            WHERE a.person_id IN (SELECT person_id FROM payroll)"""
-    engine.materialize("_sc_persons", f"SELECT DISTINCT person_id FROM payroll{siblings}")
+    in the session; ``payroll`` and ``_sc_clusters`` (:func:`pipelines.screen.links.build_clusters`) must exist."""
+    engine.materialize("_sc_persons", """
+        SELECT DISTINCT person_id FROM payroll
+        UNION
+        SELECT b.person_id FROM _sc_clusters a JOIN _sc_clusters b ON b.canonical_id = a.canonical_id
+        WHERE a.person_id IN (SELECT person_id FROM payroll)""")
     engine.materialize("_sc_rows", """
         SELECT w.payment_id, w.person_id, w.person_id_valid, w.name, w.scheme, w.region_code, w.period,
                w.amount, w.pay_date, false AS in_payroll
@@ -308,7 +306,7 @@ DUPLICATE_IDENTITY = f"""
 WITH paid AS (
     SELECT m.canonical_id, r.person_id, m.rank AS id_rank, r.period, sum(r.amount) AS amount,
            list_sort(list(r.payment_id)) AS payment_ids, bool_or(NOT r.in_payroll) AS already_paid
-    FROM _sc_rows AS r JOIN identity_clusters AS m ON m.person_id = r.person_id
+    FROM _sc_rows AS r JOIN _sc_clusters AS m ON m.person_id = r.person_id
     GROUP BY m.canonical_id, r.person_id, m.rank, r.period
     HAVING sum(r.amount) > 0
 ),
@@ -329,7 +327,7 @@ SELECT p.payment_id, 'duplicate_identity' AS rule_id,
 FROM payroll AS p
 JOIN ranked AS r ON r.person_id = p.person_id AND r.period = p.period
 JOIN kept AS k ON k.canonical_id = r.canonical_id AND k.period = r.period
-JOIN identity_clusters AS c ON c.person_id = p.person_id
+JOIN _sc_clusters AS c ON c.person_id = p.person_id
 WHERE r.ids_paying >= 2 AND r.id_rank > r.kept_rank AND p.amount > 0
 """
 
@@ -379,7 +377,7 @@ def checks(relations: tuple[str, ...]) -> list[Check]:
         Check("paid_after_death_weak_match", ("death_matches", "person_deaths"), PAID_AFTER_DEATH_WEAK),
         Check("paid_during_imprisonment", ("prisoners",), PAID_DURING_IMPRISONMENT),
         Check("duplicate_cross_region", (), DUPLICATE_CROSS_REGION),
-        Check("duplicate_identity", ("identity_clusters",), DUPLICATE_IDENTITY),
+        Check("duplicate_identity", (), DUPLICATE_IDENTITY),  # the audit's clusters plus the payroll's new IDs
         Check("duplicate_cross_scheme", (), DUPLICATE_CROSS_SCHEME),
         Check("duplicate_payment_same_period", (), DUPLICATE_PAYMENT_SAME_PERIOD),
     ]

@@ -22,6 +22,7 @@ from pipelines.engine import Engine
 from pipelines.errors import RunError
 from pipelines.pipeline import DEFAULT_RULES_DIR, peak_rss_mb
 from pipelines.screen import checks as screen_checks
+from pipelines.screen import links as screen_links
 from pipelines.screen.payroll import stage_payroll
 from pipelines.screen.source import open_audit_data
 from pipelines.screen.workbook import HOLD_REASON_ZH, write_holds_xlsx
@@ -70,6 +71,7 @@ class ScreenResult:
     skipped_checks: dict[str, list[str]]
     timings: dict[str, float] = field(default_factory=dict)
     peak_rss_mb: float = 0.0
+    new_ids: dict[str, int] = field(default_factory=dict)  # payroll IDs new to the audit, pairs scored, links
 
     @property
     def holds(self) -> Path:
@@ -109,6 +111,8 @@ def screen_payroll(config: ScreenConfig) -> ScreenResult:
     try:
         payroll = stage_payroll(engine, config.payroll, partial / "staging", partial / QUARANTINE_FILE)
         timings["read_payroll"] = _lap(clock)
+        new_links = screen_links.build_clusters(engine, audit.relations)
+        timings["link_new_ids"] = _lap(clock, timings)
         screen_checks.build_rows(engine, audit.relations)
         timings["gather"] = _lap(clock, timings)
         engine.execute("CREATE TEMP TABLE _sc_hits (payment_id VARCHAR, rule_id VARCHAR, facts VARCHAR, reason VARCHAR)")
@@ -145,7 +149,8 @@ def screen_payroll(config: ScreenConfig) -> ScreenResult:
             screen_id=screen_id, screen_dir=final, audit_run=audit.run_id, rows_read=payroll.rows_read,
             rows_quarantined=payroll.rows_quarantined, rows_screened=payroll.rows_clean, rows_held=holds.num_rows,
             amount_held=str(amount), per_reason=per_reason, skipped_checks=skipped,
-            timings=timings | {"total": round(time.perf_counter() - clock, 3)}, peak_rss_mb=round(peak_rss_mb(), 1))
+            timings=timings | {"total": round(time.perf_counter() - clock, 3)}, peak_rss_mb=round(peak_rss_mb(), 1),
+            new_ids=new_links)
         publish.write_json_atomic(_manifest(config, payroll, audit, result), partial / publish.MANIFEST_FILE)
         engine.close()
         os.replace(partial, final)
@@ -213,6 +218,7 @@ def _manifest(config: ScreenConfig, payroll, audit, result: ScreenResult) -> dic
                     "quarantine_reasons": payroll.reasons, "quarantine": QUARANTINE_FILE},
         "audit_run": {"run_id": audit.run_id, "as_of": audit.as_of, "warehouse": str(audit.warehouse),
                       "relations": list(audit.relations)},
+        "new_ids": result.new_ids,
         "checks": {"ran": [c for c in PRECEDENCE if c not in result.skipped_checks], "skipped": result.skipped_checks},
         "counts": {"rows_read": result.rows_read, "rows_quarantined": result.rows_quarantined,
                    "rows_screened": result.rows_screened, "rows_held": result.rows_held,

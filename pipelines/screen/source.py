@@ -24,7 +24,7 @@ from pipelines.jobs import FULL_AUDIT
 # Relations the screening SQL may read; those absent from the audit data are simply absent
 # (the checks that need them do not run and the screen says so).
 RELATIONS = ("pension_payments", "death_records", "person_deaths", "death_matches", "prisoners",
-             "identity_clusters", "certifications")
+             "identity_clusters", "certifications", "household")
 
 
 @dataclass(frozen=True)
