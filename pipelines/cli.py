@@ -265,6 +265,25 @@ def doctor(
     raise typer.Exit(code)
 
 
+@app.command()
+def views(
+    output: Path = typer.Option(Path("out"), "--output", "-o", envvar="FRAUDWATCH_OUTPUT", help="Output folder."),
+    run: str = typer.Option("latest", "--run", help="latest (the full audit's newest run), a job name or a run id."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write to this file (default: print)."),
+) -> None:
+    """A run's views.sql with this machine's absolute paths, for a DuckDB client started in any folder."""
+    from pipelines import lake, publish
+
+    run_dir = publish.resolve_run(output, run)
+    text = f"-- {publish.describe_run(run_dir)}\n" + lake.absolute_views_sql(
+        (run_dir / lake.VIEWS_FILE).read_text(encoding="utf-8"), output)
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        out.write_text(text, encoding="utf-8")
+        err.print(f"wrote {out}", highlight=False, markup=False, soft_wrap=True)
+
+
 def _case_engines(engine: str, spark_master: str):
     """(factory of a fresh engine session per case, close) for ``rules test --engine``."""
     if engine == "duckdb":

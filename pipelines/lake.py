@@ -352,12 +352,15 @@ VIEWS_FILE = "views.sql"
 
 
 def write_views_sql(engine: Engine, relations: RunRelations, run_dir: Path, extra: dict[str, str],
-                    final_dir: Path) -> Path:
+                    final_dir: Path, output: Path) -> Path:
     """``views.sql`` in the (partial) run folder ``run_dir``: CREATE VIEW statements naming every
-    relation of the run over its Parquet files (absolute paths, as they will be once the run folder
-    is renamed to ``final_dir``), for any DuckDB client, 1.x included."""
-    lines = ["-- fraudwatch: named views over this run's Parquet files. In any DuckDB (1.x or later):",
-             "--   duckdb -cmd \".read views.sql\"   or   con.execute(open('views.sql').read())",
+    relation of the run over its Parquet files, for any DuckDB client, 1.x included. Paths are
+    relative to the output folder (``lake/…``, ``runs/<run_id>/…``, as they will be once the run
+    folder is renamed to ``final_dir``), so the file works wherever the output folder is moved or
+    mounted: read it from the output folder, or use :func:`absolute_views_sql` (``fraudwatch views``)."""
+    lines = ["-- fraudwatch: named views over this run's Parquet files, paths relative to the output folder.",
+             "-- In any DuckDB (1.x or later), from the output folder:  cd OUT && duckdb -cmd \".read latest/views.sql\"",
+             "-- From anywhere: `fraudwatch views --output OUT > views_here.sql` writes it with this machine's paths.",
              "-- Opening these files never blocks a run: runs only add new files."]
     items = relations.statements(engine) + [(n, f"SELECT * FROM {engine.dialect.read_parquet([p])}")
                                             for n, p in extra.items()]
@@ -366,17 +369,33 @@ def write_views_sql(engine: Engine, relations: RunRelations, run_dir: Path, extr
     path = Path(run_dir) / VIEWS_FILE
     tmp = path.with_name(f".{VIEWS_FILE}.tmp")
     text = "\n".join(lines) + "\n"
-    text = text.replace(str(Path(run_dir).resolve()), str(Path(final_dir).resolve()))
+    for here, there in ((Path(run_dir).resolve(), Path(final_dir).resolve()),
+                        (Path(run_dir).absolute(), Path(final_dir).absolute()), (Path(run_dir), Path(final_dir))):
+        text = text.replace(str(here), str(there))
+    for prefix in sorted({str(Path(output).resolve()), str(Path(output).absolute()), str(Path(output))}, key=len, reverse=True):
+        text = text.replace("'" + prefix.replace("'", "''") + os.sep, "'")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
     return path
 
 
-def run_views_sql(engine: Engine, views: Path) -> None:
-    """Define in ``engine`` every view of a run's ``views.sql`` (nothing when the file is absent)."""
+_RELATIVE = re.compile(r"'((?:lake|runs)/)")
+
+
+def absolute_views_sql(text: str, output: Path) -> str:
+    """A ``views.sql`` text with its output-relative paths made absolute for this machine (paths
+    already absolute, as earlier versions wrote them, are left alone)."""
+    root = str(Path(output).resolve()).replace("'", "''")
+    return _RELATIVE.sub(lambda m: f"'{root}/{m.group(1)}", text)
+
+
+def run_views_sql(engine: Engine, views: Path, output: Path) -> None:
+    """Define in ``engine`` every view of a run's ``views.sql`` (its paths relative to ``output``);
+    nothing when the file is absent."""
     if not Path(views).exists():
         return
-    for statement in Path(views).read_text(encoding="utf-8").split(";\n"):
+    text = absolute_views_sql(Path(views).read_text(encoding="utf-8"), output)
+    for statement in text.split(";\n"):
         body = "\n".join(line for line in statement.splitlines() if not line.startswith("--")).strip()
         if body:
             engine.execute(body)
@@ -390,7 +409,7 @@ def open_published(output: Path, run: str = "latest", outcomes_db: Path | None =
 
     engine = connect("duckdb")
     run_dir = Path(output) / (run if run == "latest" else f"runs/{run}")
-    run_views_sql(engine, run_dir / VIEWS_FILE)
+    run_views_sql(engine, run_dir / VIEWS_FILE, output)
     if outcomes_db is not None and Path(outcomes_db).exists():
         engine.execute(f"ATTACH {engine.dialect.literal(str(outcomes_db))} AS outcome_store (READ_ONLY)")
         tables = engine.query("SELECT table_name FROM information_schema.tables "

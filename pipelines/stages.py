@@ -258,7 +258,8 @@ def publish_stage(ctx: RunContext, ingested: dict[str, IngestResult], validation
     extra = {"suspects": ctx.partial / publish.SUSPECTS_FILE}
     extra |= {f"quarantine_{p.stem}": p for p in sorted((ctx.partial / "quarantine").glob("*.parquet"))}
     with _engine(ctx) as engine:
-        lake.write_views_sql(engine, ctx.relations, ctx.partial, {k: str(v.resolve()) for k, v in extra.items()}, final_dir)
+        lake.write_views_sql(engine, ctx.relations, ctx.partial, {k: str(v.resolve()) for k, v in extra.items()}, final_dir,
+                             Path(ctx.config.output))
     publish.write_json_atomic(manifest, ctx.partial / publish.MANIFEST_FILE)
     run_dir = finish_run(ctx)
     report = validation_site.run_page(ctx.config.output, ctx.run_id)

@@ -99,14 +99,15 @@ def test_a_run_reads_only_its_snapshot(landing, tmp_path):
     assert len(manifest["snapshot"]["pension_payments"]) == 2
 
 
-def test_readers_holding_every_published_file_never_block_a_run(landing, tmp_path):
+def test_readers_holding_every_published_file_never_block_a_run(landing, tmp_path, monkeypatch):
     out = tmp_path / "out"
     first = stages.run_pipeline(RunConfig(input=landing, output=out, as_of=AS_OF))
     views = (out / "latest" / "views.sql").read_text(encoding="utf-8")
+    monkeypatch.chdir(out)  # the views' paths are relative to the output folder
     analyst = duckdb.connect()  # an analyst's notebook: the run's views, queried and held open
     analyst.execute(views)
     held = [open(p, "rb") for p in sorted({*Path(out / "latest").rglob("*.parquet")})]
-    lake_files = [line.split("'")[1] for line in views.splitlines() if "read_parquet(['" in line]
+    lake_files = [out / line.split("'")[1] for line in views.splitlines() if "read_parquet(['" in line]
     held += [open(p, "rb") for p in lake_files]
     try:
         counts = analyst.execute("SELECT (SELECT count(*) FROM pension_payments), (SELECT count(*) FROM suspects)").fetchone()

@@ -67,7 +67,7 @@ def open_audit_data(output: Path, warehouse: Path | None = None, memory_limit: s
         from pipelines.lake import run_views_sql
 
         engine = connect("duckdb", memory_limit=memory_limit, temp_directory=temp_directory)
-        run_views_sql(engine, views)
+        run_views_sql(engine, views, output)
         relations = tuple(name for name in RELATIONS if name in engine.relations())
         if "pension_payments" not in relations:
             engine.close()
