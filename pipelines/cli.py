@@ -284,6 +284,31 @@ def views(
         err.print(f"wrote {out}", highlight=False, markup=False, soft_wrap=True)
 
 
+lake_app = typer.Typer(help="The Parquet lake of an output folder.", no_args_is_help=True)
+app.add_typer(lake_app, name="lake")
+
+
+@lake_app.command("gc")
+def lake_gc(
+    output: Path = typer.Option(..., "--output", "-o", envvar="FRAUDWATCH_OUTPUT", help="Output folder."),
+    keep_runs: int = typer.Option(3, "--keep-runs", help="Keep the lake files of this many newest complete runs "
+                                                         "(the latest run of every job is always kept)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Say what would be removed; remove nothing."),
+    wait: bool = typer.Option(True, "--wait/--no-wait", help="Wait for a running run (default) or stop at once."),
+    wait_timeout: float = typer.Option(1800, "--wait-timeout", help="Seconds to wait for a running run."),
+) -> None:
+    """Remove lake files no kept run reads, holding the run lock (a running run is never disturbed)."""
+    from pipelines import lake_gc as gc
+
+    def waiting(holder):
+        err.print(f"waiting for the run lock, held by {holder.describe() if holder else 'another run'}",
+                  highlight=False, markup=False, soft_wrap=True)
+
+    result = gc.collect(output, keep_runs, dry_run=dry_run, wait_timeout=wait_timeout if wait else 0, on_wait=waiting)
+    for line in gc.describe(result):
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
+
+
 def _case_engines(engine: str, spark_master: str):
     """(factory of a fresh engine session per case, close) for ``rules test --engine``."""
     if engine == "duckdb":
