@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
-import duckdb
 
+from pipelines.engine import connect
 from pipelines import publish
 from pipelines.case_store import CaseStore, current_user
 from pipelines.errors import RunError
@@ -67,13 +67,13 @@ def export_by_region(output: Path, out_dir: Path, store: CaseStore, run: str = "
     today = today or date.today()
     due = today + timedelta(days=due_days)
     suspects = str(run_dir / publish.SUSPECTS_FILE)
-    con = duckdb.connect()
-    try:
-        regions = con.execute("SELECT region_code, count(*) FROM read_parquet(?) GROUP BY 1 ORDER BY 1", [suspects]).fetchall()
-        items = con.execute("SELECT region_code, rule_id, subject_id, amount_at_risk::DECIMAL(18,2) FROM read_parquet(?) "
-                            "WHERE region_code IS NOT NULL ORDER BY ALL", [suspects]).fetchall()
-    finally:
-        con.close()
+    with connect() as engine:
+        source = engine.dialect.read_parquet([suspects])
+        regions = [tuple(r.values()) for r in engine.query(
+            f"SELECT region_code, count(*) AS n FROM {source} GROUP BY 1 ORDER BY 1").to_pylist()]
+        items = [tuple(r.values()) for r in engine.query(
+            f"SELECT region_code, rule_id, subject_id, amount_at_risk::DECIMAL(18,2) AS amount_at_risk FROM {source} "
+            "WHERE region_code IS NOT NULL ORDER BY ALL").to_pylist()]
     notes: list[str] = []
     without = sum(n for code, n in regions if code is None)
     if without:

@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-import duckdb
 import polars as pl
 
+from pipelines.engine import connect
 from pipelines import publish
 from pipelines.errors import RunError
 from pipelines.case_store import CaseStore, open_store
@@ -219,19 +219,19 @@ class _Source:
         held = manifest.get("held_back") or {}
         self.as_of: str | None = (manifest.get("parameters") or {}).get("as_of")
         self.held_back: str | None = held.get("reason") if held.get("count") else None
-        self.con = duckdb.connect()
+        self.engine = connect()
         path = str(run_dir / publish.SUSPECTS_FILE)
         # the ordinal (masked keys) is the position in the whole run, also in a region's workbook
         where = f"WHERE region_code = {_lit(region)}" if region is not None else ""
-        self.con.execute("CREATE VIEW s AS SELECT * FROM (SELECT *, row_number() OVER (ORDER BY rule_id, subject_id) "
-                         f"AS _ordinal FROM read_parquet({_lit(path)})) {where}")
-        self.columns = [r[0] for r in self.con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [path]).fetchall()]
+        self.engine.execute("CREATE VIEW s AS SELECT * FROM (SELECT *, row_number() OVER (ORDER BY rule_id, subject_id) "
+                            f"AS _ordinal FROM read_parquet({_lit(path)})) {where}")
+        self.columns = list(self.engine.column_types(f"SELECT * FROM read_parquet({_lit(path)})"))
         if store is not None:
-            self.con.register("_current", store.current_outcomes())
-            self.con.execute("CREATE VIEW o AS SELECT rule_id, subject_id, outcome, recovered_amount, note, reviewer, "
-                             "review_date FROM _current")
+            self.engine.register("_current", store.current_outcomes())
+            self.engine.execute("CREATE VIEW o AS SELECT rule_id, subject_id, outcome, recovered_amount, note, reviewer, "
+                                "review_date FROM _current")
         else:
-            self.con.execute("CREATE VIEW o AS SELECT NULL::VARCHAR AS rule_id, NULL::VARCHAR AS subject_id, "
+            self.engine.execute("CREATE VIEW o AS SELECT NULL::VARCHAR AS rule_id, NULL::VARCHAR AS subject_id, "
                              "NULL::VARCHAR AS outcome, NULL::DECIMAL(18,2) AS recovered_amount, NULL::VARCHAR AS note, "
                              "NULL::VARCHAR AS reviewer, NULL::DATE AS review_date WHERE false")
 
@@ -248,17 +248,17 @@ class _Source:
 
     def summary(self) -> pl.DataFrame:
         """Hits, new hits and amount (DECIMAL) per category and region, with category subtotals and a total."""
-        return pl.from_arrow(self.con.sql(f"""
+        return pl.from_arrow(self.engine.query(f"""
             SELECT category AS category_code, {_case('category', CATEGORY_ZH)} AS category,
                    CASE WHEN grouping(category) = 1 THEN '合计' WHEN grouping(region_code) = 1 THEN '小计'
                         ELSE coalesce(region_code, '(空)') END AS region,
                    count(*) AS hits, count(*) FILTER (WHERE status = 'new') AS new_hits,
                    coalesce(sum(amount_at_risk), 0)::DECIMAL(38,2) AS amount_at_risk
             FROM s GROUP BY GROUPING SETS ((category, region_code), (category), ())
-            ORDER BY grouping(category), {_category_order('category')}, category, grouping(region_code), region_code""").to_arrow_table())
+            ORDER BY grouping(category), {_category_order('category')}, category, grouping(region_code), region_code"""))
 
     def close(self) -> None:
-        self.con.close()
+        self.engine.close()
 
 
 def _manifest(run_dir: Path) -> dict:
@@ -268,12 +268,12 @@ def _manifest(run_dir: Path) -> dict:
 
 def _write_csv(src: _Source, out: Path, mask: bool, progress: Progress | None) -> tuple[dict[str, int], Path]:
     cols, sql = src.rows_sql(mask, "VARCHAR", csv_safe=True)  # exact decimal text, e.g. 8466.00
-    total = src.con.execute("SELECT count(*) FROM s").fetchall()[0][0]
+    total = src.engine.scalar("SELECT count(*) FROM s")
     per_category: dict[str, int] = {}
     written = 0
     with open(out, "wb") as fh:
         fh.write(b"\xef\xbb\xbf")
-        reader = src.con.sql(sql).to_arrow_reader(100_000)
+        reader = src.engine.batches(sql, batch_rows=100_000)
         first = True
         for batch in reader:
             frame = pl.from_arrow(batch)
@@ -341,8 +341,8 @@ def export_suspects(output: Path, out: Path, fmt: str = "xlsx", run: str = "late
             store.close()
     tmp = out.with_name(f".{out.name}.partial")
     try:
-        prefilled = src.con.execute("SELECT count(*) FROM s JOIN o USING (rule_id, subject_id)").fetchall()[0][0]
-        rows = src.con.execute("SELECT count(*) FROM s").fetchall()[0][0]
+        prefilled = src.engine.scalar("SELECT count(*) FROM s JOIN o USING (rule_id, subject_id)")
+        rows = src.engine.scalar("SELECT count(*) FROM s")
         if fmt == "xlsx":
             per_category = export_xlsx.write_xlsx(src, tmp, mask, run_dir.name, progress, scope, max_rows=XLSX_MAX_ROWS)
             files = [out]
@@ -376,12 +376,12 @@ class RunOverview:
 def run_overview(output: Path, run: str = "latest") -> RunOverview:
     """Hits and amounts of one run by category, region, first improper month and rule (for notebooks)."""
     run_dir = publish.resolve_run(Path(output), run)
-    con = duckdb.connect()
+    engine = connect()
     try:
-        con.execute(f"CREATE VIEW s AS SELECT *, {_case('category', CATEGORY_ZH)} AS category_zh "
-                    f"FROM read_parquet({_lit(str(run_dir / publish.SUSPECTS_FILE))})")
+        engine.execute(f"CREATE VIEW s AS SELECT *, {_case('category', CATEGORY_ZH)} AS category_zh "
+                       f"FROM read_parquet({_lit(str(run_dir / publish.SUSPECTS_FILE))})")
         amount = "coalesce(sum(amount_at_risk), 0)::DECIMAL(38,2) AS amount_at_risk"
-        q = lambda sql: pl.from_arrow(con.sql(sql).to_arrow_table())  # noqa: E731
+        q = lambda sql: pl.from_arrow(engine.query(sql))  # noqa: E731
         return RunOverview(
             run_id=run_dir.name,
             as_of=(_manifest(run_dir).get("parameters") or {}).get("as_of"),
@@ -394,4 +394,4 @@ def run_overview(output: Path, run: str = "latest") -> RunOverview:
             by_rule=q(f"SELECT rule_id, any_value(severity) AS severity, count(*) AS hits, {amount} FROM s GROUP BY 1 ORDER BY 1"),
         )
     finally:
-        con.close()
+        engine.close()

@@ -168,7 +168,7 @@ def write_xlsx(src: "_Source", out: "Path", mask: bool, run_id: str, progress: P
         if sheet is not None:
             sheet.autofilter(0, 0, max(rows, 1), len(cols) - 1)
 
-    reader = src.con.sql(sql).to_arrow_reader(50_000)
+    reader = src.engine.batches(sql, batch_rows=50_000)
     for batch in reader:
         category = batch.column(0).to_pylist()
         values = [batch.column(i + 1).to_pylist() for i in range(len(cols))]

@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-import duckdb
 import polars as pl
 import pyarrow as pa
 
+from pipelines.engine import connect
 from pipelines import publish
 from pipelines.case_store import CaseStore
 from pipelines.errors import RunError
@@ -95,19 +95,18 @@ def outcome_report(store: CaseStore, output: Path, run: str = "latest", by: str 
     key = "rule_id" if by == "rule" else "category"
     run_dir = publish.resolve_run(Path(output), run)
     held = (_manifest(run_dir).get("held_back") or {}).get("per_rule") or {}
-    con = duckdb.connect()
-    try:
+    with connect() as con:
         con.register("cur", store.current_outcomes())
         con.register("_held", pa.table({"rule_id": pa.array(list(held), pa.string()),
                                         "held_back": pa.array(list(held.values()), pa.int64())}))
-        con.execute("CREATE TEMP TABLE hits AS SELECT rule_id, category, subject_id, amount_at_risk FROM read_parquet(?)",
-                    [str(run_dir / publish.SUSPECTS_FILE)])
+        con.materialize("hits", "SELECT rule_id, category, subject_id, amount_at_risk FROM "
+                        + con.dialect.read_parquet([run_dir / publish.SUSPECTS_FILE]))
         # held-back counts are per rule; a rule has one category
         held_key = ("SELECT rule_id AS k, held_back FROM _held" if by == "rule" else
                     "SELECT coalesce(m.category, hb.rule_id) AS k, sum(hb.held_back)::BIGINT AS held_back FROM _held hb "
                     "LEFT JOIN (SELECT DISTINCT rule_id, category FROM cur UNION SELECT DISTINCT rule_id, category FROM hits) m "
                     "USING (rule_id) GROUP BY 1")
-        return pl.from_arrow(con.sql(f"""
+        return pl.from_arrow(con.query(f"""
             WITH h AS (SELECT h.{key} AS k, count(*) AS hits, sum(h.amount_at_risk)::DECIMAL(18,2) AS amount_at_risk,
                               count(*) FILTER (WHERE c.outcome IS NULL OR c.outcome NOT IN {DECIDED}) AS open
                        FROM hits h LEFT JOIN cur c USING (rule_id, subject_id) GROUP BY 1),
@@ -132,9 +131,7 @@ def outcome_report(store: CaseStore, output: Path, run: str = "latest", by: str 
                    coalesce(o.future_loss_prevented, 0)::DECIMAL(18,2) AS future_loss_prevented,
                    coalesce(o.recovered, 0)::DECIMAL(18,2) AS recovered, coalesce(hb.held_back, 0) AS held_back
             FROM h FULL JOIN o USING (k) FULL JOIN hb USING (k)
-            ORDER BY k""").to_arrow_table())
-    finally:
-        con.close()
+            ORDER BY k"""))
 
 
 def progress(store: CaseStore, today: date | None = None) -> pl.DataFrame:
@@ -143,11 +140,10 @@ def progress(store: CaseStore, today: date | None = None) -> pl.DataFrame:
     workbook that carried it), confirmed, no_issue, recovered, amount_sent, next_due (earliest
     deadline still open). A suspect sent twice counts once, in the region of its latest dispatch."""
     today = today or date.today()
-    con = duckdb.connect()
-    try:
+    with connect() as con:
         con.register("items", store.dispatch_items())
         con.register("cur", store.current_outcomes())
-        frame = pl.from_arrow(con.sql(f"""
+        frame = pl.from_arrow(con.query(f"""
             WITH s AS (SELECT rule_id, subject_id, arg_max(region_code, sent_at) AS region_code, min(due_date) AS due_date,
                               arg_max(amount_at_risk, sent_at) AS amount_at_risk
                        FROM items GROUP BY rule_id, subject_id),
@@ -161,9 +157,7 @@ def progress(store: CaseStore, today: date | None = None) -> pl.DataFrame:
                    coalesce(sum(recovered_amount), 0)::DECIMAL(18,2) AS recovered,
                    coalesce(sum(amount_at_risk), 0)::DECIMAL(18,2) AS amount_sent,
                    min(due_date) FILTER (WHERE outcome IS NULL OR outcome NOT IN {DECIDED}) AS next_due
-            FROM j GROUP BY region_code ORDER BY region_code""", params={"today": today}).to_arrow_table())
-    finally:
-        con.close()
+            FROM j GROUP BY region_code ORDER BY region_code""", {"today": today}))
     names = [region_name(c) for c in frame["region_code"].to_list()]
     return frame.insert_column(1, pl.Series("region_name", names, dtype=pl.String))
 

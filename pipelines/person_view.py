@@ -12,14 +12,15 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-import duckdb
+from typing import Any
+
 import polars as pl
 
 from pipelines import publish
+from pipelines.engine import Engine, as_engine
 from pipelines.normalize import person_id_parts
 from pipelines.case_store import CaseStore, open_store
 from pipelines.outcomes import OUTCOME_LABELS
-from pipelines.warehouse import relation_names
 
 
 @dataclass
@@ -65,14 +66,12 @@ def normalise_person_id(text: str) -> tuple[str, bool, date | None, str | None]:
     return value, bool(parts["valid"]), parts["birth_date"], parts["gender"]
 
 
-def _columns(con: duckdb.DuckDBPyConnection, table: str) -> set[str]:
-    return {r[0] for r in con.execute(
-        "SELECT column_name FROM information_schema.columns WHERE table_name = ? "
-        "AND table_schema = current_schema() AND table_catalog = current_database()", [table]).fetchall()}
+def _columns(con: Engine, table: str) -> set[str]:
+    return set(con.column_types(f"SELECT * FROM {con.dialect.quote_identifier(table)}"))
 
 
-def _frame(con: duckdb.DuckDBPyConnection, sql: str, params: list) -> pl.DataFrame:
-    return pl.from_arrow(con.sql(sql, params=params).to_arrow_table())
+def _frame(con: Engine, sql: str, params: dict) -> pl.DataFrame:
+    return pl.from_arrow(con.query(sql, params))
 
 
 def _empty(schema: dict[str, pl.DataType]) -> pl.DataFrame:
@@ -84,7 +83,7 @@ _PAYMENT_SCHEMA = {"kind": pl.String, "scheme": pl.String, "region_code": pl.Str
                    "name": pl.String, "source_file": pl.String, "source_row": pl.Int64}
 
 
-def _payments(con: duckdb.DuckDBPyConnection, have: set[str], pid: str) -> pl.DataFrame:
+def _payments(con: Engine, have: set[str], pid: str) -> pl.DataFrame:
     parts = []
     if "pension_payments" in have:
         cols = _columns(con, "pension_payments")
@@ -121,7 +120,7 @@ _HIT_SCHEMA = {"run_id": pl.String, "rule_id": pl.String, "category": pl.String,
                "amount_at_risk": pl.Decimal(18, 2), "status": pl.String, "reason": pl.String}
 
 
-def person_facts(con: duckdb.DuckDBPyConnection, output_dir: Path, person_id: str,
+def person_facts(con: Engine | Any, output_dir: Path, person_id: str,
                  store: CaseStore | None = None) -> PersonFacts:
     """Gather one person's facts from the warehouse ``con``, the runs under ``output_dir`` and the
     outcomes in the case store (``store``, default the one of ``output_dir``).
@@ -131,7 +130,8 @@ def person_facts(con: duckdb.DuckDBPyConnection, output_dir: Path, person_id: st
     ``suspects.parquet`` in one scan.
     """
     pid, valid, birth, gender = normalise_person_id(person_id)
-    have = relation_names(con)
+    con = as_engine(con)  # an engine session, or a raw DuckDB connection (notebooks, tests)
+    have = con.relations()
     payments = _payments(con, have, pid)
     deaths = _table_rows(con, have, "death_records", "death_date, source, record_id, name, person_id_valid",
                          {"death_date": pl.Date, "source": pl.String, "record_id": pl.String, "name": pl.String,

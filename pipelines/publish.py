@@ -16,7 +16,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -215,28 +214,27 @@ def with_status(hits: pa.Table, run_id: str, previous: Path | None) -> pa.Table:
 
     Extra columns of `hits` (e.g. rule_version) follow the spec columns.
     """
-    con = duckdb.connect()
-    try:
-        con.register("hits", hits)
+    from pipelines.engine import connect
+
+    with connect() as engine:
+        engine.register("hits", hits)
         if previous is not None and (previous / SUSPECTS_FILE).exists():
-            con.register("prev", pq.read_table(previous / SUSPECTS_FILE, columns=["rule_id", "subject_id"]))
+            engine.register("prev", pq.read_table(previous / SUSPECTS_FILE, columns=["rule_id", "subject_id"]))
         else:
-            con.execute("CREATE TEMP VIEW prev AS SELECT NULL::VARCHAR AS rule_id, NULL::VARCHAR AS subject_id WHERE false")
+            engine.register_query("prev", "SELECT NULL::VARCHAR AS rule_id, NULL::VARCHAR AS subject_id WHERE false")
         spec = [name for name, _ in SUSPECT_COLUMNS]
         extras = [c for c in hits.column_names if c not in spec]
-        added = {"run_id": "?::VARCHAR AS run_id",
+        added = {"run_id": "$run_id::VARCHAR AS run_id",
                  "status": "CASE WHEN p.rule_id IS NULL THEN 'new' ELSE 'recurring' END AS status"}
         select = ", ".join([added.get(c, f'h."{c}"') for c in spec] + [f'h."{c}"' for c in extras])
-        table = con.sql(
+        table = engine.query(
             f"""
             SELECT {select}
             FROM hits h LEFT JOIN prev p ON p.rule_id = h.rule_id AND p.subject_id = h.subject_id
             ORDER BY h.rule_id, h.subject_id
             """,
-            params=[run_id],
-        ).to_arrow_table()
-    finally:
-        con.close()
+            {"run_id": run_id},
+        )
     schema = pa.schema(SUSPECT_COLUMNS + [table.schema.field(c) for c in extras])
     return table.cast(schema)
 

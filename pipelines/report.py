@@ -14,7 +14,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import duckdb
 
 from pipelines import publish, validation_site
 
@@ -138,18 +137,15 @@ def _status_counts(suspects: Path) -> dict[str, dict[str, Any]]:
     """Per rule: severity, new and recurring counts and the new suspects' amount (one grouped scan)."""
     if not suspects.exists():
         return {}
-    con = duckdb.connect()
-    try:
-        rows = con.execute(
-            "SELECT rule_id, any_value(severity), count(*) FILTER (WHERE status = 'new'), "
-            "count(*) FILTER (WHERE status = 'recurring'), "
-            "sum(amount_at_risk) FILTER (WHERE status = 'new')::DECIMAL(18,2) "
-            "FROM read_parquet(?) GROUP BY rule_id",
-            [str(suspects)],
-        ).fetchall()
-    finally:
-        con.close()
-    return {r[0]: {"severity": r[1], "new": r[2], "recurring": r[3], "new_amount": r[4]} for r in rows}
+    from pipelines.engine import connect
+
+    with connect() as engine:
+        rows = engine.query(
+            "SELECT rule_id, any_value(severity) AS severity, count(*) FILTER (WHERE status = 'new') AS \"new\", "
+            "count(*) FILTER (WHERE status = 'recurring') AS \"recurring\", "
+            "sum(amount_at_risk) FILTER (WHERE status = 'new')::DECIMAL(18,2) AS new_amount "
+            f"FROM {engine.dialect.read_parquet([suspects])} GROUP BY rule_id").to_pylist()
+    return {r.pop("rule_id"): r for r in rows}
 
 
 def _validation_lines(run_dir: Path, manifest: dict) -> list[ValidationLine]:

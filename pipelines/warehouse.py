@@ -95,14 +95,9 @@ def connect(
 
     ``memory_limit`` like ``'8GB'``; ``temp_directory`` is where DuckDB spills when over it.
     """
-    config: dict[str, str | int] = {}
-    if memory_limit is not None:
-        config["memory_limit"] = memory_limit
-    if temp_directory is not None:
-        Path(temp_directory).mkdir(parents=True, exist_ok=True)
-        config["temp_directory"] = str(temp_directory)
-    if threads is not None:
-        config["threads"] = threads
+    from pipelines.engine.duckdb_engine import session_config
+
+    config = session_config(memory_limit, temp_directory, threads)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     if Path(path).is_file() and Path(path).stat().st_size == 0:
         Path(path).unlink()  # never a database: the leftover of a creation that failed (disk full)

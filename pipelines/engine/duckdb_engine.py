@@ -23,6 +23,22 @@ from pipelines.engine.dialects import DUCKDB
 DUCKDB_VERSION = duckdb.__version__
 
 
+def session_config(memory_limit: str | None = None, temp_directory: Path | None = None,
+                   threads: int | None = None) -> dict[str, str | int]:
+    """DuckDB connection settings, built in this one place (the engine's sessions and the legacy
+    warehouse file use it): ``memory_limit`` like '8GB', ``temp_directory`` where DuckDB spills
+    when over it (created), ``threads``."""
+    config: dict[str, str | int] = {}
+    if memory_limit is not None:
+        config["memory_limit"] = memory_limit
+    if temp_directory is not None:
+        Path(temp_directory).mkdir(parents=True, exist_ok=True)
+        config["temp_directory"] = str(temp_directory)
+    if threads is not None:
+        config["threads"] = threads
+    return config
+
+
 class DuckDBEngine(Engine):
     """:class:`Engine` over one DuckDB connection."""
 
@@ -30,14 +46,7 @@ class DuckDBEngine(Engine):
 
     def __init__(self, database: Path | str | None = None, *, memory_limit: str | None = None,
                  temp_directory: Path | None = None, threads: int | None = None, read_only: bool = False) -> None:
-        config: dict[str, str | int] = {}
-        if memory_limit is not None:
-            config["memory_limit"] = memory_limit
-        if temp_directory is not None:
-            Path(temp_directory).mkdir(parents=True, exist_ok=True)
-            config["temp_directory"] = str(temp_directory)
-        if threads is not None:
-            config["threads"] = threads
+        config = session_config(memory_limit, temp_directory, threads)
         target = ":memory:" if database is None else str(database)
         if database is not None and not read_only:
             Path(database).parent.mkdir(parents=True, exist_ok=True)
