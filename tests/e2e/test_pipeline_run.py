@@ -4,7 +4,6 @@ every planted bad row quarantined, reruns idempotent, failed runs invisible."""
 from __future__ import annotations
 
 import dataclasses
-
 import json
 from datetime import date
 from pathlib import Path
