@@ -129,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
                 raise SystemExit(f"screen failed: see {res['log']}")
             newest = sorted(p for p in (output / "screens").iterdir() if not p.name.startswith("."))[-1]
             manifest = json.loads((newest / "manifest.json").read_text(encoding="utf-8"))
-            exact = against_truth(pl.read_parquet(newest / "holds.parquet"), truth)
+            exact = against_truth(pl.read_parquet(newest / "holds.parquet"), truth,
+                                  pl.read_parquet(output / "jobs" / "full-audit" / "latest" / "suspects.parquet"))
             row = {"persons": persons, "payroll_rows": manifest["counts"]["rows_read"],
                    "payroll_mb": round(manifest["payroll"]["size_bytes"] / 2**20, 1),
                    "seconds": res["seconds"], "peak_rss_mb": res["peak_rss_mb"],
