@@ -13,22 +13,20 @@ the lake meanwhile, and a running run makes it wait (or, with ``wait_timeout=0``
 holder). Runs that are not kept keep their folder (suspects, manifest, derived link tables, their
 quarantine copy); their views over extract tables no longer resolve, and the result lists them.
 A failed run's quarantined rows are hard links in ``failed/<run_id>/quarantine/`` and survive.
-Cached validation results of earlier days (``lake/_validation/``; their key carries the day, so
-they are never reused) go too.
+Cached validation results (``lake/_validation/``) of snapshots no kept run uses go too.
 """
 
 from __future__ import annotations
 
 import re
 import shutil
-from datetime import date
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from pipelines import publish
 from pipelines.errors import RunError
-from pipelines.lake import INDEX_FILE, LAKE_DIR, VIEWS_FILE, _load_json, _write_json
+from pipelines.lake import INDEX_FILE, LAKE_DIR, VIEWS_FILE, LakeFile, Snapshot, _load_json, _write_json
 from pipelines.runlock import DEFAULT_WAIT_SECONDS, LockHolder, run_lock
 from pipelines.validation_cache import CACHE_DIR
 
@@ -48,7 +46,7 @@ class GcResult:
     removed: list[str] = field(default_factory=list)   # paths relative to the lake
     freed_bytes: int = 0
     kept_files: int = 0
-    stale_validations: list[str] = field(default_factory=list)  # cached validation results of earlier days
+    stale_validations: list[str] = field(default_factory=list)  # cached validations no kept run uses
     dry_run: bool = False
 
 
@@ -105,7 +103,8 @@ def collect(output: Path, keep_runs: int = DEFAULT_KEEP_RUNS, *, dry_run: bool =
             result.freed_bytes += path.stat().st_size
             if not dry_run:
                 path.unlink()
-        result.stale_validations = _stale_validations(lake)
+        validation_keys = set().union(*(_validation_keys(publish.runs_dir(output) / r) for r in kept)) if kept else set()
+        result.stale_validations = _stale_validations(lake, validation_keys)
         if not dry_run:
             for folder in result.stale_validations:
                 shutil.rmtree(lake / VALIDATION_DIR / folder, ignore_errors=True)
@@ -116,11 +115,21 @@ def collect(output: Path, keep_runs: int = DEFAULT_KEEP_RUNS, *, dry_run: bool =
         return result
 
 
-def _stale_validations(lake: Path) -> list[str]:
-    """Cached validation results of earlier days: their key carries the day, so they are never reused."""
+def _validation_keys(run_dir: Path) -> set[str]:
+    """The validation-cache key prefixes of a run: ``<extract>-<snapshot key of its files>-`` (as the
+    validate stage builds them, from the snapshot in the run's manifest)."""
+    snapshot = (_load_json(run_dir / publish.MANIFEST_FILE).get("snapshot") or {})
+    files = {e: tuple(LakeFile(e, f["source_file"], f["sha256"], "", "") for f in fs) for e, fs in snapshot.items()}
+    pinned_snapshot = Snapshot(files)
+    return {f"{e}-{pinned_snapshot.key([e])}-" for e in files}
+
+
+def _stale_validations(lake: Path, kept: set[str]) -> list[str]:
+    """Cached validation results of snapshots no kept run uses."""
     folder = lake / VALIDATION_DIR
-    today = date.today().isoformat()
-    return sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.endswith(today)) if folder.is_dir() else []
+    if not folder.is_dir():
+        return []
+    return sorted(p.name for p in folder.iterdir() if p.is_dir() and not any(p.name.startswith(k) for k in kept))
 
 
 def _prune_index(lake: Path, kept_shas: set[str]) -> None:
@@ -136,7 +145,7 @@ def describe(result: GcResult) -> list[str]:
     verb = "would remove" if result.dry_run else "removed"
     lines = [f"kept runs: {', '.join(result.kept_runs) or '(none)'}",
              f"{verb} {len(result.removed)} lake files ({result.freed_bytes / 2**20:,.1f} MiB); "
-             f"{result.kept_files} lake files kept; {len(result.stale_validations)} cached validations of earlier days "
+             f"{result.kept_files} lake files kept; {len(result.stale_validations)} cached validations no kept run uses "
              + ("would be " if result.dry_run else "") + "removed"]
     if result.released_runs:
         lines.append(f"runs not kept ({len(result.released_runs)}): their suspects and manifest stay, their views over "

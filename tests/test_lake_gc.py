@@ -65,6 +65,7 @@ def test_gc_keeps_what_kept_runs_read_and_removes_the_rest(history):
     lake = output / "lake"
     deaths_entries = sorted(p.name for p in (lake / "deaths").glob("*.csv.parquet"))
     assert len(deaths_entries) == 3
+    assert len(list((lake / "_validation").glob("deaths-*"))) == 3  # a cached validation per set of deaths files
 
     dry = lake_gc.collect(output, keep_runs=1, dry_run=True)
     assert dry.removed and all((lake / f).exists() for f in dry.removed)
@@ -77,6 +78,8 @@ def test_gc_keeps_what_kept_runs_read_and_removes_the_rest(history):
     assert len(left) == 2 and set(left) < set(deaths_entries)
     gone = (set(deaths_entries) - set(left)).pop()
     assert not any((lake / "deaths").glob(gone.split("-")[0] + "*"))  # its quarantine and metadata too
+    assert len(list((lake / "_validation").glob("deaths-*"))) == 2  # the released run's validation went too
+    assert len(list((lake / "_validation").glob("household-*"))) == 1  # unchanged files: one, in use
     assert {r: _reads_whole(output, r) for r in (second, third)} == before
     for r in (second, third):
         assert pl.read_parquet(publish.runs_dir(output) / r / "suspects.parquet").equals(suspects[r])
