@@ -154,9 +154,6 @@ def link_stage(ctx: RunContext) -> LinkResult | None:
     Writes ``person_links``, ``person_link_candidates``, ``identity_clusters`` and ``death_matches``
     as Parquet in the run folder. Reused from the previous run when the person-bearing files are
     the same; skipped when no selected rule reads them and there is nothing to reuse."""
-    if ctx.config.engine != "duckdb":
-        raise RunError(f"run --engine {ctx.config.engine}: a whole run on Spark is not wired to the lake stages yet",
-                       hint="rules run on Spark (`fraudwatch rules test --engine spark`); see docs/spark.md")
     key = ctx.snapshot.key(PERSON_EXTRACTS)
     ctx.link_key = key
     target = ctx.partial / DERIVED_DIR
@@ -257,7 +254,7 @@ def publish_stage(ctx: RunContext, ingested: dict[str, IngestResult], validation
     final_dir = publish.runs_dir(Path(ctx.config.output)) / ctx.run_id
     extra = {"suspects": ctx.partial / publish.SUSPECTS_FILE}
     extra |= {f"quarantine_{p.stem}": p for p in sorted((ctx.partial / "quarantine").glob("*.parquet"))}
-    with _engine(ctx) as engine:
+    with _engine(ctx, "duckdb") as engine:  # views.sql is for DuckDB clients, whatever the run's engine
         lake.write_views_sql(engine, ctx.relations, ctx.partial, {k: str(v.resolve()) for k, v in extra.items()}, final_dir,
                              Path(ctx.config.output))
     publish.write_json_atomic(manifest, ctx.partial / publish.MANIFEST_FILE)
@@ -332,10 +329,18 @@ def _amount_per_rule(table: pa.Table) -> dict[str, str]:
     return {r["rule_id"]: r["a"] for r in rows}
 
 
-def _engine(ctx: RunContext) -> Engine:
-    """A fresh engine session holding the run's relations (the snapshot, views, derived tables)."""
+def _engine(ctx: RunContext, name: str | None = None) -> Engine:
+    """A fresh engine session (of the run's engine, or ``name``) holding the run's relations (the
+    snapshot, views, derived tables). On Spark the process's one SparkSession is reused."""
     cfg = ctx.config
-    engine = connect("duckdb", memory_limit=cfg.memory_limit, temp_directory=Path(cfg.output) / "tmp", threads=cfg.threads)
+    if (name or cfg.engine) == "spark":
+        from pipelines.engine.spark_engine import SparkEngine
+        from pipelines.engine.spark_session import run_session
+
+        engine = SparkEngine(session=run_session(cfg.spark_master, Path(cfg.output) / "tmp" / "spark", cfg.memory_limit),
+                             work_dir=Path(cfg.output) / "tmp" / "spark" / ctx.run_id)
+    else:
+        engine = connect("duckdb", memory_limit=cfg.memory_limit, temp_directory=Path(cfg.output) / "tmp", threads=cfg.threads)
     if ctx.relations is not None:
         relations = lake.RunRelations(ctx.relations.extracts, ctx.relations.duplicates,
                                       {k: str(v) for k, v in ctx.derived.items()})

@@ -125,13 +125,11 @@ class SparkDialect(DuckDBDialect):
     helpers included; the Spark engine turns each statement into Spark SQL with the custom sqlglot
     dialect ``fraudwatch_spark`` (:mod:`pipelines.engine.spark_sqlglot`), the one place where
     what stock sqlglot gets wrong for Spark is patched (e.g. the money formatter's
-    ``format('{:,}', …)``, which stock sqlglot writes as a printf-style FORMAT_STRING)."""
+    ``format('{:,}', …)``, which stock sqlglot writes as a printf-style FORMAT_STRING).
+    ``read_parquet([...])`` stays in the text: the Spark engine reads those files as a temp view."""
 
     name = "spark"
     sqlglot_dialect = "fraudwatch_spark"
-
-    def read_parquet(self, paths: Sequence[Path | str], union_by_name: bool = True) -> str:
-        raise NotImplementedError("Spark reads Parquet lists through the engine (spark.read.parquet), not SQL")
 
     def from_rule_sql(self, sql: str) -> str:
         """Rule-dialect SQL (statements or queries) as Spark SQL; ``$name`` becomes ``:name``."""

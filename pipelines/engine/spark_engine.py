@@ -5,17 +5,27 @@ cluster). The only module of the product that imports ``pyspark.sql`` besides
 Like every engine it takes statements in the rule dialect (DuckDB SQL, ``$name`` parameters) and
 transpiles each with the custom sqlglot dialect of :mod:`pipelines.engine.spark_sqlglot`;
 parameters are bound with Spark's named markers (``spark.sql(sql, args={...})``), never pasted.
-Relations are session temp views. The few DuckDB statements stage code uses for session-scoped
-work tables map onto them: ``CREATE [OR REPLACE] [TEMP] TABLE x AS SELECT`` and ``CREATE TABLE x
-(columns)`` materialise (persist, memory then disk), ``INSERT INTO x SELECT`` re-materialises x
-with the new rows, ``CREATE VIEW`` registers a view, ``DROP`` forgets, and ``BEGIN``/``COMMIT``/
-``ROLLBACK`` do nothing (temp views are private to the session, so nothing half-done is seen).
+Relations are session temp views. ``read_parquet([...])`` in a statement (the DuckDB dialect's
+way of reading a list of Parquet files, e.g. a run's pinned lake snapshot) becomes a temp view
+over ``spark.read.parquet(...)`` (schemas merged by name). The few DuckDB statements stage code
+uses for session-scoped work tables map onto them: ``CREATE [OR REPLACE] [TEMP] TABLE x AS
+SELECT`` and ``CREATE TABLE x (columns)`` materialise, ``INSERT INTO x SELECT`` materialises the
+new rows as one more part of x, ``CREATE VIEW`` registers a view, ``DROP`` forgets, and
+``BEGIN``/``COMMIT``/``ROLLBACK`` do nothing (temp views are private to the session, so nothing
+half-done is seen).
+
+Materialising writes Parquet into the engine's work folder and reads it back: the query plan of
+every later statement starts from files (no lazily growing plan re-analysed by each statement,
+which made linking on Spark take tens of minutes), Spark knows their size (broadcast joins of
+small tables), and memory is bounded (files, not cached blocks).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
+import tempfile
 import uuid
 from functools import lru_cache
 from pathlib import Path
@@ -92,12 +102,15 @@ class SparkEngine(Engine):
 
     dialect = SPARK
 
-    def __init__(self, master: str = DEFAULT_MASTER, *, session: Any = None, **session_options: Any) -> None:
+    def __init__(self, master: str = DEFAULT_MASTER, *, session: Any = None, work_dir: Path | str | None = None,
+                 **session_options: Any) -> None:
         self._owned = session is None
         self._spark = session if session is not None else start_session(master, **session_options)
         self._views: set[str] = set()
-        self._persisted: dict[str, Any] = {}
-        self._plans: dict[str, Any] = {}  # relation filled by INSERTs -> its uncached plan
+        self._parts: dict[str, list[Path]] = {}  # materialised relation -> its Parquet folders
+        if work_dir is not None:
+            Path(work_dir).mkdir(parents=True, exist_ok=True)
+        self._work = Path(tempfile.mkdtemp(prefix="spark-engine-", dir=work_dir)).absolute()
 
     @property
     def session(self):
@@ -107,9 +120,30 @@ class SparkEngine(Engine):
     # ------------------------------------------------------------------ running SQL
     def frame(self, sql: str, params: Params = None):
         """The DataFrame of a rule-dialect query (lazy: analysed, not run)."""
+        if "READ_PARQUET" in sql.upper():
+            sql = self._parquet_views(sql)
         if "EXCLUDE" in sql.upper():
             sql = self._expand_exclude(sql)
         return self.spark_frame(to_spark(sql), params)
+
+    def _parquet_views(self, sql: str) -> str:
+        """Each ``read_parquet([paths], union_by_name = ...)`` of a statement becomes a temp view
+        over those files (one per list of files, named by their digest)."""
+        tree = _parse(sql).copy()
+        for table in list(tree.find_all(exp.Table)):
+            if not isinstance(table.this, exp.ReadParquet):
+                continue
+            args = table.this.expressions
+            files = args[0].expressions if isinstance(args[0], exp.Array) else [args[0]]
+            if not all(isinstance(f, exp.Literal) and f.is_string for f in files):
+                raise QueryError("read_parquet on Spark needs a list of literal paths")
+            paths = [f.this for f in files]
+            name = "_parquet_" + hashlib.sha256("\0".join(paths).encode()).hexdigest()[:16]
+            if name not in self._views:
+                self.register(name, paths)
+            alias = table.args.get("alias")
+            table.replace(exp.Table(this=exp.to_identifier(name), alias=alias.copy() if alias else None))
+        return tree.sql(dialect="duckdb")
 
     def _expand_exclude(self, sql: str) -> str:
         """``SELECT * EXCLUDE (c) FROM r``: Spark SQL has no EXCLUDE; the star becomes r's other
@@ -206,12 +240,12 @@ class SparkEngine(Engine):
         if not by_name and not isinstance(target, exp.Schema):
             new = new.toDF(*existing.columns)
         new = new.select(*[new[c].cast(existing.schema[c].dataType).alias(c) for c in existing.columns if c in new.columns])
-        # The union of what was inserted so far, cached lazily: nothing runs until the relation is
-        # read, then it is computed once (an INSERT per blocking pass costs no Spark job).
-        combined = self._plans.get(name, existing).unionByName(new, allowMissingColumns=True)
-        cached = combined.persist(_storage())
-        self.register_frame(name, cached)
-        self._persisted[name], self._plans[name] = cached, combined
+        # The new rows become one more Parquet part of the relation (its plan stays a file scan).
+        parts = self._parts.get(name, [])
+        if not parts:  # the relation so far (e.g. CREATE TABLE x (columns)) is its first part
+            parts = [self._write_part(existing)]
+        parts.append(self._write_part(new))
+        self._register_parts(name, parts, existing.schema)
 
     def _register_empty(self, name: str, sql: str) -> None:
         """An empty typed relation, as a lazy view (nothing to compute)."""
@@ -245,28 +279,36 @@ class SparkEngine(Engine):
         self.register_frame(name, self.frame(sql))
 
     def materialize(self, name: str, sql: str, params: Params = None) -> int:
-        return self._persist(name, self.frame(sql, params))
+        return self.materialize_frame(name, self.frame(sql, params))
 
-    def _persist(self, name: str, frame: Any) -> int:
-        """Compute ``frame`` once (kept in memory, spilling to disk) and register it as ``name``."""
-        from pyspark import StorageLevel
+    def materialize_frame(self, name: str, frame: Any) -> int:
+        """Compute ``frame`` once into Parquet in the work folder and register the files as
+        ``name`` (replacing it); return its rows."""
+        part = self._write_part(frame)
+        self._register_parts(name, [part], frame.schema)
+        return sum(pq.ParquetFile(f).metadata.num_rows for f in part.glob("*.parquet"))
+
+    def _write_part(self, frame: Any) -> Path:
         from pyspark.errors import PySparkException
 
-        frame = frame.persist(StorageLevel.MEMORY_AND_DISK)
+        part = self._work / uuid.uuid4().hex
         try:
-            rows = frame.count()
+            frame.write.parquet(str(part))
         except PySparkException as exc:
-            frame.unpersist()
+            shutil.rmtree(part, ignore_errors=True)
             raise QueryError(_message(exc)) from None
-        self.register_frame(name, frame)
-        self._persisted[name] = frame
-        return int(rows)
+        return part
+
+    def _register_parts(self, name: str, parts: list[Path], schema: Any) -> None:
+        for part in self._parts.pop(name, []):
+            if part not in parts:
+                shutil.rmtree(part, ignore_errors=True)
+        self.register_frame(name, self._spark.read.schema(schema).parquet(*[str(p) for p in parts]))
+        self._parts[name] = parts
 
     def drop(self, name: str) -> None:
-        self._plans.pop(name, None)
-        frame = self._persisted.pop(name, None)
-        if frame is not None:
-            frame.unpersist()
+        for part in self._parts.pop(name, []):
+            shutil.rmtree(part, ignore_errors=True)
         self._spark.catalog.dropTempView(name)
         self._views.discard(name)
 
@@ -302,6 +344,7 @@ class SparkEngine(Engine):
             return
         for name in list(self._views):
             self.drop(name)
+        shutil.rmtree(self._work, ignore_errors=True)
         if self._owned:
             self._spark.stop()
         self._spark = None
@@ -312,12 +355,6 @@ def _markers(spark_sql: str) -> frozenset[str]:
     """The ``:name`` parameter markers of a Spark statement (only those are bound, as on DuckDB)."""
     tree = sqlglot.parse_one(spark_sql, read="fraudwatch_spark")
     return frozenset(p.name for p in tree.find_all(exp.Placeholder) if p.name)
-
-
-def _storage():
-    from pyspark import StorageLevel
-
-    return StorageLevel.MEMORY_AND_DISK
 
 
 def _message(exc: Exception) -> str:

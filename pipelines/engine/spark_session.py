@@ -75,3 +75,25 @@ def start_session(master: str = DEFAULT_MASTER, app_name: str = "fraudwatch", **
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("ERROR")
     return session
+
+
+DEFAULT_DRIVER_MEMORY = "4g"
+
+
+def driver_memory(memory_limit: str | None) -> str:
+    """Spark's driver memory for a run's ``memory_limit`` (DuckDB's spelling, e.g. '8GB' or
+    '512MB'); in local mode the executors live in the driver JVM, so this bounds the whole job."""
+    if not memory_limit:
+        return DEFAULT_DRIVER_MEMORY
+    m = re.fullmatch(r"\s*(\d+)\s*([KMGT])I?B?\s*", memory_limit.upper())
+    if not m:
+        from pipelines.errors import ConfigError
+
+        raise ConfigError(f"memory limit {memory_limit!r} is not a size like 8GB", hint="e.g. --memory-limit 8GB")
+    return f"{m.group(1)}{m.group(2).lower()}"
+
+
+def run_session(master: str, local_dir: Path, memory_limit: str | None = None):
+    """The SparkSession of a run (started once per process, reused by every stage)."""
+    Path(local_dir).mkdir(parents=True, exist_ok=True)
+    return start_session(master, driver_memory=driver_memory(memory_limit), local_dir=Path(local_dir))

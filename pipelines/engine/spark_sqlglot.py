@@ -38,6 +38,20 @@ def _array_agg(self: Spark.Generator, expression: exp.ArrayAgg) -> str:
     return self.func("COLLECT_LIST", this)
 
 
+def _json_object(self: Spark.Generator, expression: exp.JSONObject) -> str:
+    """DuckDB ``json_object('k', v, ...)`` becomes Spark's ``JSON_OBJECT('k': v)`` syntax in stock
+    sqlglot, which Spark does not have. ``TO_JSON(NAMED_STRUCT(...))`` writes the same text
+    (keys in order, no spaces), with nulls kept as ``null`` as DuckDB does (Spark drops them by default)."""
+    pairs = []
+    for item in expression.expressions:
+        if not isinstance(item, exp.JSONKeyValue):
+            self.unsupported("json_object with a non key/value argument")
+            continue
+        pairs += [item.this, item.expression]
+    struct = self.func("NAMED_STRUCT", *pairs)
+    return f"TO_JSON({struct}, MAP('ignoreNullFields', 'false'))"
+
+
 def _rewrite_range(tree: exp.Expression) -> exp.Expression:
     """DuckDB's table function ``range(a, b)`` (one column ``range``, or the alias's column)
     becomes EXPLODE(SEQUENCE(...)) in stock sqlglot, with a mangled alias list when one is given
@@ -70,7 +84,18 @@ def _rewrite_functions(tree: exp.Expression) -> exp.Expression:
     * ``first(x ORDER BY k1 DESC, k2)`` (Spark's FIRST has no ORDER BY) → ``MIN_BY(x, STRUCT(-k1, k2))``:
       only numeric keys may be DESC.
     * ``count(DISTINCT (a, b))`` → ``COUNT(DISTINCT a, b)``.
+    * ``list[i + 1]`` (a computed index; DuckDB lists are 1-based): stock sqlglot shifts literal
+      indexes only, so ``['a', 'b'][code + 1]`` would read the next item on Spark (0-based). A
+      computed index into an array literal, or an index that is arithmetic, is shifted by one.
     """
+    for node in list(tree.find_all(exp.Bracket)):
+        if len(node.expressions) != 1:
+            continue
+        index = node.expressions[0]
+        if isinstance(index, exp.Literal) or isinstance(index, exp.Slice):
+            continue
+        if isinstance(node.this, exp.Array) or isinstance(index, (exp.Add, exp.Sub)):
+            index.replace(exp.Paren(this=exp.Sub(this=index.copy(), expression=exp.Literal.number(1))))
     for node in list(tree.find_all(exp.RegexpFullMatch)):
         pattern = node.expression
         if not (isinstance(pattern, exp.Literal) and pattern.is_string):
@@ -135,6 +160,7 @@ class FraudwatchSpark(Spark):
             **Spark.Generator.TRANSFORMS,
             exp.Format: _format,
             exp.ArrayAgg: _array_agg,
+            exp.JSONObject: _json_object,
         }
 
 

@@ -40,7 +40,7 @@ eligible AS (
     WHERE NOT coalesce(r.person_id_valid, false) OR (NOT n.paid AND NOT n.registered)
 ),
 keys AS (
-    SELECT e.*, unnest(e.births) AS birth FROM eligible AS e WHERE len(e.births) > 0
+    SELECT e.*, unnest(e.births) AS birth FROM eligible AS e WHERE array_length(e.births) > 0
 ),
 paid AS (
     -- pension payees with a valid ID whose (representative) simplified name is one of the
