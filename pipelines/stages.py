@@ -24,6 +24,7 @@ from pipelines.errors import RunError
 DERIVED_DIR = "derived"  # link tables of a run, as Parquet
 from pipelines.ingest import IngestResult, check_broken_rate, discover_extracts
 from pipelines.linking import LINK_TABLES, PERSON_EXTRACTS, LinkResult, link_persons
+from pipelines.linking.schema import LINK_ORDER
 from pipelines.pipeline import Progress, RunConfig, RunContext, fail_run, finish_run, peak_rss_mb, prepare_run, run_stage
 from pipelines.rules.engine import RunHits, run_rules
 from pipelines.runcheck import check_request
@@ -172,7 +173,7 @@ def link_stage(ctx: RunContext) -> LinkResult | None:
     with _engine(ctx) as engine:
         result = link_persons(engine)
         for table in LINK_TABLES:
-            engine.write_parquet(f"SELECT * FROM {table}", target / f"{table}.parquet")
+            engine.write_parquet(f"SELECT * FROM {table} ORDER BY {LINK_ORDER[table]}", target / f"{table}.parquet")
     ctx.derived = {t: target / f"{t}.parquet" for t in LINK_TABLES}
     return result
 

@@ -272,7 +272,7 @@ class SparkEngine(Engine):
             paths = [str(Path(p).absolute()) for p in source]
             if not paths:
                 raise QueryError(f"relation {name}: no Parquet files to register")
-            frame = self._spark.read.option("mergeSchema", "true" if union_by_name else "false").parquet(*paths)
+            frame = self._spark.read.schema(_parquet_schema(paths, union_by_name)).parquet(*paths)
         self.register_frame(name, frame)
 
     def register_query(self, name: str, sql: str) -> None:
@@ -348,6 +348,20 @@ class SparkEngine(Engine):
         if self._owned:
             self._spark.stop()
         self._spark = None
+
+
+def _parquet_schema(paths: list[str], union_by_name: bool):
+    """The Spark schema of a list of Parquet files, read from their footers in the driver (Spark's
+    own ``mergeSchema`` runs a job per relation): columns matched by name, a column missing from
+    a file read as NULL. Without ``union_by_name``, the first file's schema."""
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    try:
+        schemas = [pq.read_schema(p) for p in (paths if union_by_name else paths[:1])]
+        merged = pa.unify_schemas(schemas) if len(schemas) > 1 else schemas[0]
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise QueryError(f"cannot read the Parquet schema: {exc}") from None
+    return from_arrow_schema(merged)
 
 
 @lru_cache(maxsize=4096)

@@ -36,7 +36,7 @@ def session_config(master: str = DEFAULT_MASTER, *, driver_memory: str | None = 
                    small_data: bool = False) -> dict[str, str]:
     """The Spark settings fraudwatch runs with (see the module docstring)."""
     cores = local_cores(master)
-    partitions = shuffle_partitions or (2 if small_data else max(2, 2 * cores) if cores else 400)
+    partitions = shuffle_partitions or (max(2, cores or 2) if small_data else max(2, 2 * cores) if cores else 400)
     config = {
         "spark.ui.enabled": "false",
         "spark.ui.showConsoleProgress": "false",
@@ -94,6 +94,10 @@ def driver_memory(memory_limit: str | None) -> str:
 
 
 def run_session(master: str, local_dir: Path, memory_limit: str | None = None):
-    """The SparkSession of a run (started once per process, reused by every stage)."""
+    """The SparkSession of a run (started once per process, reused by every stage). A local
+    master runs without adaptive query execution: with a handful of shuffle partitions AQE has
+    nothing to coalesce and costs a job per query stage (the relations are Parquet files, so the
+    planner knows their sizes for broadcast joins anyway)."""
     Path(local_dir).mkdir(parents=True, exist_ok=True)
-    return start_session(master, driver_memory=driver_memory(memory_limit), local_dir=Path(local_dir))
+    return start_session(master, driver_memory=driver_memory(memory_limit), local_dir=Path(local_dir),
+                         small_data=local_cores(master) is not None)

@@ -76,6 +76,8 @@ def _rewrite_functions(tree: exp.Expression) -> exp.Expression:
 
     * ``regexp_full_match(x, 'p')`` (left as is by stock sqlglot; Spark has none) → ``x RLIKE '^(?:p)$'``.
     * ``try_strptime(x, fmt)`` (left as is) → ``TRY_TO_TIMESTAMP(x, fmt)`` (NULL on a bad date, as DuckDB).
+    * ``to_json(x)``: DuckDB keeps NULL fields (``"f":null``), Spark's TO_JSON drops them unless
+      told ``ignoreNullFields`` false.
     * ``hash(x)`` → ``XXHASH64(x)``: a 64-bit hash as DuckDB's (Spark's HASH is 32-bit murmur3, more
       collisions). The values differ between engines: use hashes for equality, never for order.
     * ``unicode(x)`` (the first character's code point) becomes ASCII in stock sqlglot, which is not
@@ -108,6 +110,10 @@ def _rewrite_functions(tree: exp.Expression) -> exp.Expression:
             for duck, java in (("%Y", "yyyy"), ("%m", "MM"), ("%d", "dd"), ("%H", "HH"), ("%M", "mm"), ("%S", "ss")):
                 fmt = fmt.replace(duck, java)
             node.replace(exp.Anonymous(this="TRY_TO_TIMESTAMP", expressions=[node.expressions[0].copy(), exp.Literal.string(fmt)]))
+        elif name == "to_json" and len(node.expressions) == 1:
+            # DuckDB writes a NULL struct field as null; Spark's TO_JSON leaves the field out
+            options = exp.Anonymous(this="MAP", expressions=[exp.Literal.string("ignoreNullFields"), exp.Literal.string("false")])
+            node.set("expressions", [node.expressions[0].copy(), options])
         elif name == "hash" and len(node.expressions) == 1:
             node.replace(exp.Anonymous(this="XXHASH64", expressions=[node.expressions[0].copy()]))
     for node in list(tree.find_all(exp.Unicode)):

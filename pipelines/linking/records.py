@@ -7,7 +7,7 @@ date and gender digit, region prefix), the representative name and its keys, bir
 the ID and as declared in the household register), and where the ID was seen.
 
 The representative name is the household register's, else the name on most records, else (a
-deterministic tie-break) the one with the largest hash. Most IDs carry one name, so the sources
+deterministic tie-break, the same on every engine) the largest name text. Most IDs carry one name, so the sources
 are aggregated per ID with min/max name, and only IDs seen under two or more names are counted
 per name (``_lk_multi``).
 
@@ -56,7 +56,7 @@ SELECT person_id,
        bool_or(src = 'household') AS registered,
        bool_or(src = 'pension_payments') AS paid,
        min(first_paid) AS first_paid,
-       coalesce(sum(n) FILTER (WHERE src = 'pension_payments'), 0) AS payments,
+       CAST(coalesce(sum(n) FILTER (WHERE src = 'pension_payments'), 0) AS BIGINT) AS payments,
        min(birth_decl) AS birth_decl,
        min(household_id) AS household_id,
        min(name_min) AS name_min,
@@ -77,8 +77,9 @@ named AS (
     {union}
 )
 SELECT person_id,
-       arg_max(name, in_house::HUGEINT * 1267650600228229401496703205376      -- 2^100
-                     + n::HUGEINT * 18446744073709551616 + hash(name)) AS name  -- 2^64
+       -- the household name, else the most frequent, else the largest text (never a hash: hash
+       -- functions differ between engines, and the answer must not)
+       arg_max(name, {{'house': CAST(in_house AS INTEGER), 'n': n, 'name': name}}) AS name
 FROM (SELECT person_id, name, count(*) AS n, bool_or(src = 'household') AS in_house
       FROM named WHERE name IS NOT NULL GROUP BY person_id, name)
 GROUP BY person_id

@@ -14,5 +14,13 @@ DEATH_MATCHES = "death_matches"                # death records with an invalid/u
 
 LINK_TABLES: tuple[str, ...] = (PERSON_LINKS, PERSON_LINK_CANDIDATES, IDENTITY_CLUSTERS, DEATH_MATCHES)
 
+# The row order each table is written in (the same on every engine).
+LINK_ORDER: dict[str, str] = {
+    PERSON_LINKS: "person_id_a, person_id_b",
+    PERSON_LINK_CANDIDATES: "person_id_a, person_id_b",
+    IDENTITY_CLUSTERS: "canonical_id, rank",
+    DEATH_MATCHES: "death_person_id, death_date, source, record_id, status",
+}
+
 # Extracts that carry people (person_id + name), read when present.
 PERSON_EXTRACTS: tuple[str, ...] = ("pension_payments", "subsidy_payments", "deaths", "household", "prisoners")
