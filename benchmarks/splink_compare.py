@@ -19,6 +19,7 @@ import duckdb
 import polars as pl
 
 from pipelines import warehouse
+from pipelines.engine import as_engine
 from pipelines.linking.blocking import generate_candidates
 from pipelines.linking.records import build_nodes, present_person_extracts, registry_present
 from pipelines.linking.scoring import score_candidates
@@ -27,12 +28,14 @@ from pipelines.linking.scoring import score_candidates
 def _export(work: Path) -> tuple[Path, Path, dict]:
     """Nodes and candidate pairs of the warehouse as Parquet, plus our scoring time on them."""
     con = warehouse.connect(work / "warehouse.duckdb", memory_limit="6GB", temp_directory=work / "tmp", threads=2)
-    extracts = present_person_extracts(con)
-    build_nodes(con, extracts)
-    generate_candidates(con)
-    registry = registry_present(con, extracts)
-    stats = score_candidates(con, registry)  # warm-up (imports, caches)
-    stats = score_candidates(con, registry)
+    engine = as_engine(con)
+    extracts = present_person_extracts(engine)
+    build_nodes(engine, extracts, names="_lk_names", nodes="_lk_nodes")
+    generate_candidates(engine, nodes="_lk_nodes", out="_lk_cand")
+    registry = registry_present(engine, extracts)
+    work = dict(nodes="_lk_nodes", names="_lk_names", candidates="_lk_cand", out="_lk_scored", registry=registry)
+    stats = score_candidates(engine, **work)  # warm-up (imports, caches)
+    stats = score_candidates(engine, **work)
     ours = {"pairs": stats.pairs_scored, "seconds": round(stats.seconds, 3),
             "pairs_per_second": round(stats.pairs_per_second), "links": stats.links}
     nodes, pairs = work / "splink_nodes.parquet", work / "splink_pairs.parquet"

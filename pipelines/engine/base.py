@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import pyarrow as pa
 
@@ -37,6 +37,7 @@ from pipelines.errors import FraudwatchError
 
 Params = Mapping[str, Any] | None
 Source = pa.Table | Sequence[Path | str]
+BatchFn = Callable[[pa.RecordBatch], pa.RecordBatch]
 
 
 class QueryError(FraudwatchError):
@@ -100,6 +101,16 @@ class Engine(ABC):
     def materialize(self, name: str, sql: str, params: Params = None) -> int:
         """Compute ``sql`` once into a session-scoped relation ``name`` (replacing it); return its rows.
         For intermediate results read more than once."""
+
+    @abstractmethod
+    def map_batches(self, name: str, sql: str, fn: "BatchFn", schema: pa.Schema, params: Params = None,
+                    batch_rows: int = 1_000_000) -> int:
+        """Apply the Python function ``fn`` to a query's rows, Arrow batch by Arrow batch (each
+        output batch has ``schema``), and materialise what it returns as ``name``; return its rows.
+        Where the work runs is the engine's business: DuckDB streams the batches through this
+        process, Spark runs ``fn`` in its Python workers next to the data (``mapInArrow``), so
+        ``fn`` must be a picklable module-level function (or a ``functools.partial`` of one).
+        ``batch_rows`` bounds a batch where the engine lets the caller choose (DuckDB)."""
 
     @abstractmethod
     def drop(self, name: str) -> None:

@@ -153,6 +153,18 @@ class DuckDBEngine(Engine):
         self._run(f"CREATE TEMP TABLE {self.dialect.quote_identifier(name)} AS {sql}", params)
         return self.scalar(f"SELECT count(*) FROM {self.dialect.quote_identifier(name)}")
 
+    def map_batches(self, name: str, sql: str, fn, schema: pa.Schema, params: Params = None,
+                    batch_rows: int = 1_000_000) -> int:
+        out = [fn(batch) for batch in self.batches(sql, params, batch_rows=batch_rows)]
+        parts = [b.cast(schema) if b.schema != schema else b for b in out if b.num_rows]
+        table = pa.Table.from_batches(parts, schema=schema)
+        arrow = f"_arrow_{uuid.uuid4().hex[:8]}"
+        self.register(arrow, table)
+        try:
+            return self.materialize(name, f"SELECT * FROM {self.dialect.quote_identifier(arrow)}")
+        finally:
+            self.drop(arrow)
+
     def drop(self, name: str) -> None:
         if name in self._arrow:
             self._con.unregister(name)

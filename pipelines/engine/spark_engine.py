@@ -306,6 +306,13 @@ class SparkEngine(Engine):
         self.register_frame(name, self._spark.read.schema(schema).parquet(*[str(p) for p in parts]))
         self._parts[name] = parts
 
+    def map_batches(self, name: str, sql: str, fn, schema: pa.Schema, params: Params = None,
+                    batch_rows: int = 1_000_000) -> int:
+        from pyspark.sql.pandas.types import from_arrow_schema
+
+        frame = self.frame(sql, params).mapInArrow(_BatchMapper(fn, schema), from_arrow_schema(schema))
+        return self.materialize_frame(name, frame)
+
     def drop(self, name: str) -> None:
         for part in self._parts.pop(name, []):
             shutil.rmtree(part, ignore_errors=True)
@@ -348,6 +355,19 @@ class SparkEngine(Engine):
         if self._owned:
             self._spark.stop()
         self._spark = None
+
+
+class _BatchMapper:
+    """What ``mapInArrow`` runs in a Python worker: ``fn`` over each batch, cast to ``schema``."""
+
+    def __init__(self, fn, schema: pa.Schema) -> None:
+        self.fn, self.schema = fn, schema
+
+    def __call__(self, batches):
+        for batch in batches:
+            out = self.fn(batch)
+            if out.num_rows:
+                yield out.cast(self.schema) if out.schema != self.schema else out
 
 
 def _parquet_schema(paths: list[str], union_by_name: bool):

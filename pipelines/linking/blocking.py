@@ -1,4 +1,4 @@
-"""Candidate generation (blocking), set-based in DuckDB; cost stays close to linear in the number
+"""Candidate generation (blocking), set-based SQL on any engine; cost stays close to linear in the number
 of person IDs because every block is an equi-join on a key.
 
 Blocks (a pair may come from several; each pair is kept once, ``a < b`` by node number):
@@ -24,6 +24,7 @@ or NULL (related by name and birth date only).
 
 from __future__ import annotations
 
+from pipelines.engine import Engine
 
 # ID relation codes (column ``relation``; NULL = related by name and birth date only) and block bits.
 CHECK_CHAR, SUBSTITUTION, TRANSPOSITION, REVALIDATED, TWO_EDITS = 1, 2, 3, 4, 7
@@ -33,10 +34,9 @@ BLOCKS = {"substitution": 1, "check_char": 2, "transposition": 4, "name_birth": 
 def _substitution_sql(i: int) -> str:
     p = 10 ** (16 - i)
     return f"""
-    INSERT INTO _lk_pairs
     WITH k AS (
         SELECT node, valid, chk, body - ((body // {p}) % 10) * {p} AS key, (body // {p}) % 10 AS digit
-        FROM _lk_nodes WHERE body IS NOT NULL
+        FROM {{nodes}} WHERE body IS NOT NULL
     )
     SELECT x.node, y.node,
            CASE WHEN x.chk = y.chk THEN {SUBSTITUTION} WHEN x.valid AND y.valid THEN {REVALIDATED}
@@ -47,15 +47,13 @@ def _substitution_sql(i: int) -> str:
 
 
 _CHECK_CHAR = """
-INSERT INTO _lk_pairs
 SELECT x.node, y.node, 1, 18, 2
-FROM _lk_nodes AS x JOIN _lk_nodes AS y ON x.body = y.body AND x.node < y.node AND x.chk <> y.chk
+FROM {nodes} AS x JOIN {nodes} AS y ON x.body = y.body AND x.node < y.node AND x.chk <> y.chk
 WHERE x.body IS NOT NULL AND y.body IS NOT NULL
 """
 
 _TRANSPOSITION = """
-INSERT INTO _lk_pairs
-WITH bad AS (SELECT node, person_id FROM _lk_nodes WHERE id18 AND NOT valid),
+WITH bad AS (SELECT node, person_id FROM {nodes} WHERE id18 AND NOT valid),
 swapped AS (
     SELECT node, i,
            substr(person_id, 1, i) || substr(person_id, i + 2, 1) || substr(person_id, i + 1, 1)
@@ -64,53 +62,61 @@ swapped AS (
     WHERE substr(person_id, i + 1, 1) <> substr(person_id, i + 2, 1)
 )
 SELECT least(s.node, n.node), greatest(s.node, n.node), 3, s.i + 1, 4
-FROM swapped AS s JOIN _lk_nodes AS n ON n.person_id = s.other
+FROM swapped AS s JOIN {nodes} AS n ON n.person_id = s.other
 """
 
 _NAME_BIRTH_KEYS = """
-CREATE OR REPLACE TEMP TABLE _lk_nb AS
 WITH nb AS (
-    SELECT node, p_id, id_birth AS birth FROM _lk_nodes WHERE p_id IS NOT NULL AND id_birth IS NOT NULL
+    SELECT node, p_id, id_birth AS birth FROM {nodes} WHERE p_id IS NOT NULL AND id_birth IS NOT NULL
     UNION ALL
-    SELECT node, p_id, birth_decl FROM _lk_nodes
+    SELECT node, p_id, birth_decl FROM {nodes}
     WHERE p_id IS NOT NULL AND birth_decl IS NOT NULL AND birth_decl IS DISTINCT FROM id_birth
 )
 SELECT nb.*, count(*) OVER (PARTITION BY p_id, birth) AS n FROM nb
 """
 
 _NAME_BIRTH = """
-INSERT INTO _lk_pairs
-WITH ok AS (SELECT node, p_id, birth FROM _lk_nb WHERE n BETWEEN 2 AND $max_block)
+WITH ok AS (SELECT node, p_id, birth FROM {keys} WHERE n BETWEEN 2 AND $max_block)
 SELECT DISTINCT x.node, y.node, NULL, NULL, 8
 FROM ok AS x JOIN ok AS y ON x.p_id = y.p_id AND x.birth = y.birth AND x.node < y.node
 """
 
 _CANDIDATES = """
-CREATE OR REPLACE TEMP TABLE _lk_cand AS
 SELECT a, b, min(relation) AS relation, arg_min(pos, relation) AS pos, bit_or(block) AS blocks
-FROM _lk_pairs
+FROM ({pairs})
 GROUP BY a, b
 """
+_PAIR_COLUMNS = "CAST(a AS BIGINT) AS a, CAST(b AS BIGINT) AS b, CAST(relation AS TINYINT) AS relation, " \
+    "CAST(pos AS TINYINT) AS pos, CAST(block AS TINYINT) AS block"
 
 
-def generate_candidates(con: Engine, max_block_size: int = 1000) -> dict[str, int]:
-    """Fill temp table ``_lk_cand(a, b, relation, pos, blocks)`` from ``_lk_nodes`` (relation codes
-    and block bits as in this module's constants); return counts:
-    raw pairs per block, distinct candidate pairs and skipped oversized name/birth groups."""
-    con.execute("CREATE OR REPLACE TEMP TABLE _lk_pairs (a BIGINT, b BIGINT, relation TINYINT, pos TINYINT, block TINYINT)")
-    for i in range(17):
-        con.execute(_substitution_sql(i))
-    con.execute(_CHECK_CHAR)
-    con.execute(_TRANSPOSITION)
-    con.execute(_NAME_BIRTH_KEYS)
-    con.execute(_NAME_BIRTH, {"max_block": max_block_size})
-    skipped = con.scalar("SELECT count(DISTINCT (p_id, birth)) FROM _lk_nb WHERE n > $m", {"m": max_block_size})
-    con.execute("DROP TABLE _lk_nb")
-    names = {bit: name for name, bit in BLOCKS.items()}
-    counts = {names[r["block"]]: r["n"] for r in con.query("SELECT block, count(*) AS n FROM _lk_pairs GROUP BY block").to_pylist()}
-    con.execute(_CANDIDATES)
-    con.execute("DROP TABLE _lk_pairs")
-    out = {f"pairs_{k}": int(v) for k, v in sorted(counts.items())}
-    out["candidate_pairs"] = con.scalar("SELECT count(*) FROM _lk_cand")
-    out["skipped_name_birth_groups"] = int(skipped)
-    return out
+def generate_candidates(con: Engine, *, nodes: str, out: str, max_block_size: int = 1000) -> dict[str, int]:
+    """Materialise ``out`` (a, b, relation, pos, blocks) from the relation ``nodes`` (relation
+    codes and block bits as in this module's constants); return counts: raw pairs per block,
+    distinct candidate pairs and skipped oversized name/birth groups. Each blocking pass is
+    materialised on its own (one equi-join at a time keeps memory bounded), then the passes are
+    combined in one GROUP BY."""
+    q = con.dialect.quote_identifier
+    keys = f"{out}_name_birth_keys"
+    passes = [_substitution_sql(i) for i in range(17)] + [_CHECK_CHAR, _TRANSPOSITION, _NAME_BIRTH]
+    parts = [f"{out}_pass{i}" for i in range(len(passes))]
+    try:
+        con.materialize(keys, _NAME_BIRTH_KEYS.format(nodes=q(nodes)))
+        for part, sql in zip(parts, passes):
+            body = sql.format(nodes=q(nodes), keys=q(keys))
+            con.materialize(part, f"SELECT {_PAIR_COLUMNS} FROM ({body}) AS p(a, b, relation, pos, block)",
+                            {"max_block": max_block_size} if "$max_block" in body else None)
+        skipped = con.scalar(f"SELECT count(*) FROM (SELECT DISTINCT p_id, birth FROM {q(keys)} WHERE n > $m)",
+                             {"m": max_block_size})
+        pairs = " UNION ALL ".join(f"SELECT * FROM {q(p)}" for p in parts)
+        names = {bit: name for name, bit in BLOCKS.items()}
+        counts = {names[r["block"]]: r["n"] for r in con.query(
+            f"SELECT block, count(*) AS n FROM ({pairs}) GROUP BY block").to_pylist()}
+        rows = con.materialize(out, _CANDIDATES.format(pairs=pairs))
+    finally:
+        for name in [keys, *parts]:
+            con.drop(name)
+    result = {f"pairs_{k}": int(v) for k, v in sorted(counts.items())}
+    result["candidate_pairs"] = int(rows)
+    result["skipped_name_birth_groups"] = int(skipped)
+    return result

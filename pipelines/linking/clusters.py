@@ -16,6 +16,12 @@ Links are transitive only up to the household register: two valid IDs the regist
 people are never put in one cluster, even when a broken ID sits one typo away from both (a twin's
 ID with a wrong check character can be an adjacent transposition of the other twin's ID). Such a
 component is split, each other ID joining the registered ID it is linked to best.
+
+Components are found in SQL by iterative minimum-label propagation (as Splink does): every node
+of a link starts with its own node id as label and takes the smallest label among itself and its
+neighbours, one materialised relation per round, until no label changes (rounds ≈ the longest
+path in a cluster, two or three here). It runs on any engine. Only components holding two
+registered IDs (rare) are split in Python, over their own few links.
 """
 
 from __future__ import annotations
@@ -23,21 +29,22 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
+from pipelines.engine import Engine
+
 _CLUSTERS = """
-CREATE OR REPLACE TEMP TABLE _lk_clusters AS
 WITH members AS (
     SELECT m.node, m.component, n.person_id, n.valid, n.registered, n.first_paid, n.payments, n.name,
            row_number() OVER (PARTITION BY m.component
                               ORDER BY n.valid DESC, n.registered DESC, n.first_paid ASC NULLS LAST,
                                        n.payments DESC, n.person_id) AS rank,
            count(*) OVER (PARTITION BY m.component) AS cluster_size
-    FROM _lk_components AS m JOIN _lk_nodes AS n USING (node)
+    FROM {components} AS m JOIN {nodes} AS n USING (node)
 ),
 canon AS (SELECT component, person_id AS canonical_id FROM members WHERE rank = 1),
 link_ends AS (
-    SELECT person_id_a AS person_id, person_id_b AS other, score, agreed_fields, id_level, name_level FROM _lk_links
+    SELECT person_id_a AS person_id, person_id_b AS other, score, agreed_fields, id_level, name_level FROM {links}
     UNION ALL
-    SELECT person_id_b, person_id_a, score, agreed_fields, id_level, name_level FROM _lk_links
+    SELECT person_id_b, person_id_a, score, agreed_fields, id_level, name_level FROM {links}
 ),
 best AS (
     SELECT person_id, first(other ORDER BY score DESC, other) AS linked_to, max(score) AS link_score,
@@ -61,30 +68,42 @@ ORDER BY c.canonical_id, m.rank
 """
 
 
-def components(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Connected components of the undirected edges (a[i], b[i]) over integer node ids.
+_EDGES = """
+SELECT x.node AS a, y.node AS b, l.score FROM {links} AS l
+JOIN {nodes} AS x ON x.person_id = l.person_id_a JOIN {nodes} AS y ON y.person_id = l.person_id_b
+"""
 
-    Returns (nodes, component) where component is the smallest node id of each node's component.
-    Vectorised min-label propagation with pointer jumping (no Python loop per edge)."""
-    a = np.asarray(a, dtype=np.int64)
-    b = np.asarray(b, dtype=np.int64)
-    if len(a) == 0:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    nodes, inverse = np.unique(np.concatenate([a, b]), return_inverse=True)
-    ia, ib = inverse[: len(a)], inverse[len(a):]
-    label = np.arange(len(nodes))
+_START = "SELECT a AS node, a AS label FROM {edges} UNION SELECT b, b FROM {edges}"
+
+# One round: each node's smallest label among itself and its neighbours.
+_ROUND = """
+WITH ends AS (SELECT a AS node, b AS other FROM {edges} UNION ALL SELECT b, a FROM {edges}),
+seen AS (SELECT e.node, min(l.label) AS label FROM ends AS e JOIN {labels} AS l ON l.node = e.other GROUP BY e.node)
+SELECT l.node, least(l.label, coalesce(s.label, l.label)) AS label, coalesce(s.label < l.label, false) AS changed
+FROM {labels} AS l LEFT JOIN seen AS s USING (node)
+"""
+
+MAX_ROUNDS = 64
+
+
+def components_sql(con: Engine, edges: str, out: str) -> int:
+    """Materialise ``out`` (node, label): the connected components of the undirected edges
+    (a, b) of relation ``edges``, each node labelled with the smallest node id of its component;
+    return the rounds it took."""
+    q = con.dialect.quote_identifier
+    con.materialize(out, _START.format(edges=q(edges)))
+    rounds = 0
     while True:
-        low = np.minimum(label[ia], label[ib])
-        new = label.copy()
-        np.minimum.at(new, ia, low)
-        np.minimum.at(new, ib, low)
-        new = new[new]
-        while not np.array_equal(new, new[new]):
-            new = new[new]
-        if np.array_equal(new, label):
-            break
-        label = new
-    return nodes, nodes[label]
+        rounds += 1
+        step = f"{out}_round"
+        con.materialize(step, _ROUND.format(edges=q(edges), labels=q(out)))
+        changed = con.scalar(f"SELECT count(*) FROM {q(step)} WHERE changed")
+        con.materialize(out, f"SELECT node, label FROM {q(step)}")
+        con.drop(step)
+        if not changed:
+            return rounds
+        if rounds >= MAX_ROUNDS:  # pragma: no cover - clusters of a few IDs converge in a few rounds
+            raise RuntimeError(f"connected components did not converge in {MAX_ROUNDS} rounds")
 
 
 def split_at_anchors(nodes: np.ndarray, comp: np.ndarray, anchor: np.ndarray, edges: pl.DataFrame) -> np.ndarray:
@@ -117,25 +136,39 @@ def split_at_anchors(nodes: np.ndarray, comp: np.ndarray, anchor: np.ndarray, ed
     return out
 
 
-def build_clusters(con: Engine, registry: bool = True) -> int:
-    """Create temp table ``_lk_clusters`` from the links in ``_lk_links`` and ``_lk_nodes``;
-    return the number of clusters (of two or more IDs). With a household register, valid
-    registered IDs are anchors: a cluster never holds two of them (:func:`split_at_anchors`)."""
-    edges = pl.from_arrow(con.query("""
-        SELECT x.node AS a, y.node AS b, l.score FROM _lk_links AS l
-        JOIN _lk_nodes AS x ON x.person_id = l.person_id_a JOIN _lk_nodes AS y ON y.person_id = l.person_id_b
-    """))
-    nodes, comp = components(edges["a"].to_numpy(), edges["b"].to_numpy())
-    if len(nodes) and registry:
-        flags = pl.from_arrow(con.query("SELECT node, valid AND registered AS anchor FROM _lk_nodes "
-                                      "WHERE node IN (SELECT unnest($n))", {"n": nodes.tolist()}))
-        anchor = pl.DataFrame({"node": nodes}).join(flags, on="node", how="left")["anchor"].fill_null(False).to_numpy()
-        comp = split_at_anchors(nodes, comp, anchor, edges)
-    sizes = pl.DataFrame({"node": nodes, "component": comp}).filter(pl.len().over("component") >= 2)
-    con.register("_lk_components_arrow", sizes.to_arrow())
+def build_clusters(con: Engine, *, nodes: str, links: str, out: str, registry: bool = True) -> int:
+    """Materialise ``out`` (the identity_clusters columns) from the relations ``links``
+    (person_links columns) and ``nodes``; return the number of clusters (of two or more IDs). With
+    a household register, valid registered IDs are anchors: a cluster never holds two of them
+    (:func:`split_at_anchors`, over the few components holding two)."""
+    q = con.dialect.quote_identifier
+    edges, labels, components = f"{out}_edges", f"{out}_labels", f"{out}_components"
     try:
-        con.execute("CREATE OR REPLACE TEMP TABLE _lk_components AS SELECT * FROM _lk_components_arrow")
+        con.materialize(edges, _EDGES.format(links=q(links), nodes=q(nodes)))
+        components_sql(con, edges, labels)
+        label = "l.label"
+        if registry:
+            conflict = con.query(f"""
+                SELECT l.node, l.label AS comp, coalesce(n.valid AND n.registered, false) AS anchor
+                FROM {q(labels)} AS l JOIN {q(nodes)} AS n USING (node)
+                WHERE l.label IN (SELECT l2.label FROM {q(labels)} AS l2 JOIN {q(nodes)} AS n2 USING (node)
+                                  WHERE n2.valid AND n2.registered GROUP BY l2.label HAVING count(*) >= 2)
+                ORDER BY l.node""")
+            if conflict.num_rows:
+                frame = pl.from_arrow(conflict)
+                inside = con.query(f"SELECT a, b, score FROM {q(edges)} WHERE a IN (SELECT node FROM {q(labels)} "
+                                   f"WHERE label IN (SELECT unnest($c)))", {"c": frame["comp"].unique().to_list()})
+                split = split_at_anchors(frame["node"].to_numpy(), frame["comp"].to_numpy(),
+                                         frame["anchor"].to_numpy(), pl.from_arrow(inside))
+                con.register(f"{out}_split", pl.DataFrame({"node": frame["node"], "split": split}).to_arrow())
+                label = "coalesce(s.split, l.label)"
+        split_join = f"LEFT JOIN {q(out + '_split')} AS s USING (node)" if label != "l.label" else ""
+        con.materialize(components, f"""
+            SELECT node, component FROM (
+                SELECT l.node, {label} AS component, count(*) OVER (PARTITION BY {label}) AS size
+                FROM {q(labels)} AS l {split_join}) WHERE size >= 2""")
+        con.materialize(out, _CLUSTERS.format(components=q(components), nodes=q(nodes), links=q(links)))
+        return int(con.scalar(f"SELECT count(DISTINCT component) FROM {q(components)}"))
     finally:
-        con.drop("_lk_components_arrow")
-    con.execute(_CLUSTERS)
-    return int(sizes["component"].n_unique())
+        for name in (edges, labels, components, f"{out}_split"):
+            con.drop(name)

@@ -1,5 +1,5 @@
 """The link stage: person IDs → nodes → candidate pairs → scores → links → clusters, plus weak death
-matches; writes the warehouse tables of :mod:`pipelines.linking.schema` in one transaction.
+matches; creates the link tables of :mod:`pipelines.linking.schema` as relations of the session.
 
 Run it after load (the extract tables and rule views exist) and before detect.
 """
@@ -18,8 +18,50 @@ from pipelines.linking.deaths import match_deaths
 from pipelines.linking.records import build_nodes, present_person_extracts, registry_present
 from pipelines.linking.scoring import THRESHOLD, score_candidates
 
-_TEMP = ("_lk_obs", "_lk_names", "_lk_nodes", "_lk_cand", "_lk_scored", "_lk_links",
-         "_lk_components", "_lk_clusters", "_lk_death_matches", "_lk_pairs")
+
+@dataclass(frozen=True)
+class LinkRelations:
+    """The names of the relations one linking run reads and writes, passed to each step
+    explicitly (no step knows another's table names). Work relations carry ``prefix``; the
+    outputs are the four link tables of :mod:`pipelines.linking.schema`."""
+
+    prefix: str = "_lk"
+
+    def work(self, step: str) -> str:
+        return f"{self.prefix}_{step}"
+
+    @property
+    def nodes(self) -> str:
+        return self.work("nodes")
+
+    @property
+    def names(self) -> str:
+        return self.work("names")
+
+    @property
+    def candidates(self) -> str:
+        return self.work("cand")
+
+    @property
+    def scored(self) -> str:
+        return self.work("scored")
+
+    @property
+    def links(self) -> str:
+        return self.work("links")
+
+    @property
+    def clusters(self) -> str:
+        return self.work("clusters")
+
+    @property
+    def death_matches(self) -> str:
+        return self.work("death_matches")
+
+    def outputs(self) -> dict[str, str]:
+        """Link table -> the work relation it is published from."""
+        return {schema.PERSON_LINKS: self.links, schema.PERSON_LINK_CANDIDATES: self.scored,
+                schema.IDENTITY_CLUSTERS: self.clusters, schema.DEATH_MATCHES: self.death_matches}
 
 
 @dataclass
@@ -54,14 +96,17 @@ def link_persons(
     *,
     threshold: float = THRESHOLD,
     max_block_size: int = 1000,
-    batch_rows: int = 2_000_000,
+    batch_rows: int = 1_000_000,
+    work: LinkRelations = LinkRelations(),
 ) -> LinkResult:
-    """Resolve person identities over every person-carrying extract in the warehouse ``con``.
+    """Resolve person identities over every person-carrying extract relation of the session ``con``.
 
-    Creates (or replaces) ``person_links``, ``person_link_candidates``, ``identity_clusters`` and
-    ``death_matches`` (see docs in :mod:`pipelines.linking`). ``threshold`` is the score a pair
-    needs to be a high-confidence link; ``max_block_size`` caps a (name key, birth date) block;
-    ``batch_rows`` bounds the pairs scored at a time. Deterministic: same warehouse, same tables.
+    Creates (or replaces) the relations ``person_links``, ``person_link_candidates``,
+    ``identity_clusters`` and ``death_matches`` (see docs in :mod:`pipelines.linking`).
+    ``threshold`` is the score a pair needs to be a high-confidence link; ``max_block_size``
+    caps a (name key, birth date) block; ``batch_rows`` bounds the pairs scored at a time (on
+    DuckDB; Spark batches by its own setting). Each step reads and writes the relations ``work`` names.
+    Deterministic, and the same on every engine: same extracts, same tables.
     """
     con = as_engine(con)
     result = LinkResult()
@@ -73,41 +118,30 @@ def link_persons(
         result.seconds[step] = round(now - clock, 3)
         clock = now
 
-    extracts = present_person_extracts(con)
-    result.extracts = extracts
-    result.person_ids = build_nodes(con, extracts)
-    lap("nodes")
-    result.blocks = generate_candidates(con, max_block_size)
-    result.candidate_pairs = result.blocks["candidate_pairs"]
-    lap("block")
-    registry = registry_present(con, extracts)
-    stats = score_candidates(con, registry, threshold, batch_rows)
-    result.pairs_scored, result.pairs_stored, result.links = stats.pairs_scored, stats.pairs_stored, stats.links
-    con.execute("CREATE OR REPLACE TEMP TABLE _lk_links AS SELECT * EXCLUDE (linked) FROM _lk_scored WHERE linked")
-    lap("score")
-    result.clusters = build_clusters(con, registry)
-    result.ids_in_clusters = con.scalar("SELECT count(*) FROM _lk_clusters")
-    lap("cluster")
-    result.death_matches, result.death_ambiguous = match_deaths(con, "death_records" in con.relations())
-    lap("deaths")
-    _publish(con)
-    lap("write")
-    return result
-
-
-def _publish(con: Engine) -> None:
-    """Replace the four warehouse tables from the temp tables in one transaction, then drop temps."""
-    con.execute("BEGIN TRANSACTION")
     try:
-        con.execute(f"CREATE OR REPLACE TABLE {schema.PERSON_LINKS} AS SELECT * FROM _lk_links ORDER BY person_id_a, person_id_b")
-        con.execute(f"CREATE OR REPLACE TABLE {schema.PERSON_LINK_CANDIDATES} AS SELECT * FROM _lk_scored "
-                    "ORDER BY person_id_a, person_id_b")
-        con.execute(f"CREATE OR REPLACE TABLE {schema.IDENTITY_CLUSTERS} AS SELECT * FROM _lk_clusters "
-                    "ORDER BY canonical_id, rank")
-        con.execute(f"CREATE OR REPLACE TABLE {schema.DEATH_MATCHES} AS SELECT * FROM _lk_death_matches")
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-    for name in _TEMP:
-        con.execute(f"DROP TABLE IF EXISTS {name}")
+        extracts = present_person_extracts(con)
+        result.extracts = extracts
+        result.person_ids = build_nodes(con, extracts, names=work.names, nodes=work.nodes)
+        lap("nodes")
+        result.blocks = generate_candidates(con, nodes=work.nodes, out=work.candidates, max_block_size=max_block_size)
+        result.candidate_pairs = result.blocks["candidate_pairs"]
+        lap("block")
+        registry = registry_present(con, extracts)
+        stats = score_candidates(con, nodes=work.nodes, names=work.names, candidates=work.candidates,
+                                 out=work.scored, registry=registry, threshold=threshold, batch_rows=batch_rows)
+        result.pairs_scored, result.pairs_stored, result.links = stats.pairs_scored, stats.pairs_stored, stats.links
+        con.materialize(work.links, f"SELECT * EXCLUDE (linked) FROM {work.scored} WHERE linked")
+        lap("score")
+        result.clusters = build_clusters(con, nodes=work.nodes, links=work.links, out=work.clusters, registry=registry)
+        result.ids_in_clusters = con.scalar(f"SELECT count(*) FROM {work.clusters}")
+        lap("cluster")
+        result.death_matches, result.death_ambiguous = match_deaths(con, "death_records" in con.relations())
+        lap("deaths")
+        for table, source in work.outputs().items():
+            con.materialize(table, f"SELECT * FROM {source} ORDER BY {schema.LINK_ORDER[table]}")
+        lap("write")
+    finally:
+        for name in (work.nodes, work.names, work.candidates, work.scored, work.links, work.clusters,
+                     work.death_matches):
+            con.drop(name)
+    return result

@@ -9,16 +9,18 @@ the ID and as declared in the household register), and where the ID was seen.
 The representative name is the household register's, else the name on most records, else (a
 deterministic tie-break, the same on every engine) the largest name text. Most IDs carry one name, so the sources
 are aggregated per ID with min/max name, and only IDs seen under two or more names are counted
-per name (``_lk_multi``).
+per name.
 
-Set-based in DuckDB (temp tables ``_lk_obs``, ``_lk_names``, ``_lk_nodes``); name keys are
-computed in Python once per distinct name (:mod:`pipelines.linking.names`).
+Set-based SQL on any engine (the relations it reads and writes are named by the caller); name
+keys are computed in Python once per distinct name (:mod:`pipelines.linking.names`), where the
+engine runs Python (:meth:`~pipelines.engine.base.Engine.map_batches`).
 """
 
 from __future__ import annotations
 
 
 import polars as pl
+import pyarrow as pa
 
 from pipelines.engine import Engine
 from pipelines.linking.names import name_keys
@@ -50,7 +52,6 @@ _OBS = {
 }
 
 _AGG = """
-CREATE OR REPLACE TEMP TABLE _lk_agg AS
 SELECT person_id,
        coalesce(bool_or(valid), false) AS valid,
        bool_or(src = 'household') AS registered,
@@ -63,14 +64,13 @@ SELECT person_id,
        max(name_max) AS name_max,
        min(name_min) FILTER (WHERE src = 'household') AS house_min,
        max(name_max) FILTER (WHERE src = 'household') AS house_max
-FROM _lk_obs GROUP BY person_id
+FROM {obs} GROUP BY person_id
 """
 
 # IDs whose representative name needs counting: several names, and not one household name.
 _MULTI = """
-CREATE OR REPLACE TEMP TABLE _lk_multi AS
 WITH ids AS (
-    SELECT person_id FROM _lk_agg
+    SELECT person_id FROM {agg}
     WHERE name_min <> name_max AND (house_min IS NULL OR house_min <> house_max)
 ),
 named AS (
@@ -86,14 +86,13 @@ GROUP BY person_id
 """
 
 _NODES = """
-CREATE OR REPLACE TEMP TABLE _lk_nodes AS
 WITH named AS (
     SELECT a.*,
            CASE WHEN a.house_min IS NOT NULL AND a.house_min = a.house_max THEN a.house_min
                 WHEN a.name_min = a.name_max THEN a.name_min
                 ELSE m.name END AS name,
-           regexp_full_match(a.person_id, '[0-9X]{18}') AS id18
-    FROM _lk_agg AS a LEFT JOIN _lk_multi AS m USING (person_id)
+           regexp_full_match(a.person_id, '[0-9X]{{18}}') AS id18
+    FROM {agg} AS a LEFT JOIN {multi} AS m USING (person_id)
 ), ids AS (
     -- is18: a 17-digit body (the ID blocks need it); id18: 18 characters of digits and X, whose
     -- birth digits and gender digit are read where they are digits (an X swapped into the body)
@@ -111,12 +110,11 @@ SELECT CAST(row_number() OVER (ORDER BY i.person_id) AS BIGINT) AS node,
        CASE WHEN i.id18 THEN TRY_CAST(substr(i.person_id, 17, 1) AS INTEGER) % 2 END AS gender,
        CASE WHEN i.id18 THEN substr(i.person_id, 1, 6) END AS region,
        CASE WHEN year(i.id_birth_raw) BETWEEN 1800 AND 2100 THEN i.id_birth_raw END AS id_birth
-FROM ids AS i LEFT JOIN _lk_names AS k ON k.name = i.name
+FROM ids AS i LEFT JOIN {names} AS k ON k.name = i.name
 """
 
 # Integer ids of the name keys (1-based, by sorted value) so pairs compare integers, not text.
 _NAMES = """
-CREATE OR REPLACE TEMP TABLE _lk_names AS
 SELECT name, name_s, pinyin,
        CAST(dense_rank() OVER (ORDER BY name) AS INTEGER) AS name_id,
        CAST(dense_rank() OVER (ORDER BY name_s) AS INTEGER) AS s_id,
@@ -124,7 +122,7 @@ SELECT name, name_s, pinyin,
        CAST(length(name_s) AS INTEGER) AS s_len,
        CAST(coalesce(unicode(name_s), 0) AS INTEGER) AS s_first,
        CAST(coalesce(unicode(right(name_s, 1)), 0) AS INTEGER) AS s_last
-FROM _lk_keys_arrow
+FROM {keys}
 """
 
 _NAMED = {t: f"SELECT person_id, name, '{t}' AS src FROM {t} SEMI JOIN ids USING (person_id)" for t in PERSON_EXTRACTS}
@@ -144,31 +142,42 @@ def present_person_extracts(con: Engine) -> list[str]:
     return [t for t in PERSON_EXTRACTS if t in have]
 
 
-def build_nodes(con: Engine, extracts: list[str]) -> int:
-    """Create the temp tables ``_lk_obs`` (per extract and ID), ``_lk_names`` (name keys) and
-    ``_lk_nodes`` (node ids 1..n in ID order); return the number of nodes."""
+KEYS_SCHEMA = pa.schema([("name", pa.string()), ("name_s", pa.string()), ("pinyin", pa.string())])
+
+
+def keys_batch(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """Name keys (simplified name, pinyin) of a batch of distinct names: run where the engine
+    runs Python (Spark's workers on Spark), once per distinct name."""
+    keys = name_keys(pl.from_arrow(batch.column(0)).rename("name")).to_arrow().cast(KEYS_SCHEMA)
+    return pa.RecordBatch.from_arrays([keys.column(i).combine_chunks() for i in range(3)], schema=KEYS_SCHEMA)
+
+
+def build_nodes(con: Engine, extracts: list[str], *, names: str, nodes: str) -> int:
+    """From the person-carrying extract relations ``extracts``, materialise ``names`` (name keys
+    and their integer ids, one row per distinct name) and ``nodes`` (node ids 1..n in ID order);
+    return the number of nodes. Work relations are named after ``nodes`` and dropped."""
+    q = con.dialect.quote_identifier
+    obs, agg, multi, keys = (f"{nodes}_{w}" for w in ("obs", "agg", "multi", "keys"))
     if extracts:
         union = "\nUNION ALL\n".join(_OBS[t] for t in extracts)
     else:
         union = ("SELECT NULL::VARCHAR, NULL::BOOLEAN, NULL::VARCHAR, NULL::VARCHAR, NULL::VARCHAR, 0::BIGINT, "
                  "NULL::DATE, NULL::DATE, NULL::VARCHAR WHERE false")
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _lk_obs ({_COLUMNS}) AS {union}")
-    con.execute(_AGG)
-    named = "\nUNION ALL\n".join(_NAMED[t] for t in extracts) if extracts else \
-        "SELECT NULL::VARCHAR AS person_id, NULL::VARCHAR AS name, NULL::VARCHAR AS src WHERE false"
-    con.execute(_MULTI.format(union=named))
-    names = pl.from_arrow(con.query("""SELECT name_min AS name FROM _lk_obs WHERE name_min IS NOT NULL
-                       UNION SELECT name_max FROM _lk_obs WHERE name_max IS NOT NULL
-                       UNION SELECT name FROM _lk_multi WHERE name IS NOT NULL"""))["name"]
-    con.register("_lk_keys_arrow", name_keys(names).to_arrow())
     try:
-        con.execute(_NAMES)
+        con.materialize(obs, f"SELECT * FROM ({union}) AS o({_COLUMNS})")
+        con.materialize(agg, _AGG.format(obs=q(obs)))
+        named = "\nUNION ALL\n".join(_NAMED[t] for t in extracts) if extracts else \
+            "SELECT NULL::VARCHAR AS person_id, NULL::VARCHAR AS name, NULL::VARCHAR AS src WHERE false"
+        con.materialize(multi, _MULTI.format(union=named, agg=q(agg)))
+        con.map_batches(keys, f"""SELECT name_min AS name FROM {q(obs)} WHERE name_min IS NOT NULL
+                       UNION SELECT name_max FROM {q(obs)} WHERE name_max IS NOT NULL
+                       UNION SELECT name FROM {q(multi)} WHERE name IS NOT NULL""", keys_batch, KEYS_SCHEMA)
+        con.materialize(names, _NAMES.format(keys=q(keys)))
+        con.materialize(nodes, _NODES.format(agg=q(agg), multi=q(multi), names=q(names)))
     finally:
-        con.drop("_lk_keys_arrow")
-    con.execute(_NODES)
-    con.execute("DROP TABLE _lk_agg")
-    con.execute("DROP TABLE _lk_multi")
-    return con.scalar("SELECT count(*) FROM _lk_nodes")
+        for name in (obs, agg, multi, keys):
+            con.drop(name)
+    return con.scalar(f"SELECT count(*) FROM {q(nodes)}")
 
 
 def registry_present(con: Engine, extracts: list[str]) -> bool:

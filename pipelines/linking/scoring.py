@@ -29,17 +29,18 @@ PRIOR is −6. With these weights a typo'd or checksum-broken ID with the same (
 homophone) name and birth date links; twins (similar names, both registered), namesakes born the
 same day in neighbouring regions (both registered) and a typo inside the birth digits do not.
 
-Vectorised: the node attributes are loaded once as numpy arrays indexed by node id (names as
-integer ids of their keys), each batch of candidate pairs is compared by array gathers, and only
-name similarity calls rapidfuzz (``cpdist``, over the distinct simplified names, for pairs whose
-names differ in characters and sound and could be similar). Text columns are attached in SQL to
-the few pairs that are stored.
+Set-based and vectorised: the attributes of both nodes of each candidate pair are joined in SQL
+(names as integer ids of their keys), each Arrow batch of pairs is compared with numpy where the
+engine runs Python (this process on DuckDB, Spark's Python workers on Spark: ``map_batches``),
+and only name similarity calls rapidfuzz (``cpdist``, for pairs whose names differ in characters
+and sound and could be similar). Text columns are attached in SQL to the few pairs that are stored.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import pyarrow as pa
@@ -76,53 +77,36 @@ _TABLES = {f: np.array([WEIGHTS[f][lvl] for lvl in levels], dtype=np.float64) fo
 AGREED_BITS = (("id", 1), ("name", 2), ("birth_date", 4), ("gender", 8), ("region", 16), ("household", 32))
 NULL_DAY = np.iinfo(np.int32).min
 
-_NODE_SQL = """
-SELECT node, coalesce(name_id, 0) AS name_id, coalesce(s_id, 0) AS s_id, coalesce(p_id, 0) AS p_id,
-       coalesce(CAST(id_birth - DATE '1970-01-01' AS INTEGER), {null}) AS id_birth,
-       coalesce(CAST(birth_decl - DATE '1970-01-01' AS INTEGER), {null} + 1) AS birth_decl,
-       coalesce(CAST(gender AS TINYINT), -1) AS gender, registered,
-       coalesce(CAST(body // 100000000000 AS INTEGER), -1) AS region,
-       coalesce(hash(household_id), 0) AS household
-FROM _lk_nodes ORDER BY node
+# Per node, what scoring compares, as numbers (name keys as integer ids; NULL as a sentinel).
+ATTRIBUTES_SQL = """
+SELECT n.node, coalesce(n.name_id, 0) AS name_id, coalesce(n.s_id, 0) AS s_id, coalesce(n.p_id, 0) AS p_id,
+       coalesce(k.s_len, 0) AS s_len, coalesce(k.s_first, 0) AS s_first, coalesce(k.s_last, 0) AS s_last,
+       k.name_s,
+       coalesce(CAST(n.id_birth - DATE '1970-01-01' AS INTEGER), {null}) AS id_birth,
+       coalesce(CAST(n.birth_decl - DATE '1970-01-01' AS INTEGER), {null} + 1) AS birth_decl,
+       coalesce(CAST(n.gender AS TINYINT), -1) AS gender, coalesce(n.registered, false) AS registered,
+       coalesce(CAST(n.body // 100000000000 AS INTEGER), -1) AS region,
+       -- compared for equality only (hash values differ between engines; equality does not)
+       coalesce(CAST(hash(n.household_id) % 9223372036854775807 AS BIGINT), 0) AS household
+FROM {nodes} AS n LEFT JOIN {names} AS k ON k.name = n.name
+"""
+SIDE_COLUMNS = ("name_id", "s_id", "p_id", "s_len", "s_first", "s_last", "name_s", "id_birth", "birth_decl",
+                "gender", "registered", "region", "household")
+PAIRS_SQL = """
+SELECT c.a, c.b, c.relation, c.pos, c.blocks, {sides}
+FROM {candidates} AS c JOIN {attributes} AS x ON x.node = c.a JOIN {attributes} AS y ON y.node = c.b
 """
 
 
-def _numpy(table: pa.Table) -> dict[str, np.ndarray]:
-    """Columns of an Arrow table as numpy arrays (strings as object arrays)."""
-    return {name: table.column(name).to_numpy() for name in table.column_names}
-
-
-@dataclass
-class NodeArrays:
-    """Per-node attributes as arrays indexed by node id (index 0 is a blank node), plus the
-    distinct simplified names indexed by ``s_id`` (object array, index 0 = None) and their lengths."""
-
-    name_id: np.ndarray
-    s_id: np.ndarray
-    p_id: np.ndarray
-    id_birth: np.ndarray
-    birth_decl: np.ndarray
-    gender: np.ndarray
-    registered: np.ndarray
-    region: np.ndarray
-    household: np.ndarray
-    names_s: np.ndarray
-    s_len: np.ndarray
-    s_first: np.ndarray
-    s_last: np.ndarray
-
-    @classmethod
-    def load(cls, con: Engine) -> "NodeArrays":
-        """Read ``_lk_nodes`` and ``_lk_names`` (node ids must be 1..n)."""
-        cols = _numpy(con.query(_NODE_SQL.format(null=NULL_DAY)))
-        blank = {"name_id": 0, "s_id": 0, "p_id": 0, "id_birth": NULL_DAY, "birth_decl": NULL_DAY + 1, "gender": -1,
-                 "registered": False, "region": -1, "household": 0}
-        arrays = {k: np.concatenate([np.array([v], dtype=np.asarray(cols[k]).dtype), np.asarray(cols[k])])
-                  for k, v in blank.items()}
-        names = _numpy(con.query("SELECT DISTINCT s_id, name_s, s_len, s_first, s_last FROM _lk_names ORDER BY s_id"))
-        names_s = np.concatenate([np.array([None], dtype=object), np.asarray(names["name_s"], dtype=object)])
-        extra = {k: np.concatenate([[0], np.asarray(names[k], dtype=np.int32)]) for k in ("s_len", "s_first", "s_last")}
-        return cls(**arrays, names_s=names_s, **extra)
+def _sides(batch: pa.RecordBatch) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The a-side and b-side attribute arrays of a batch of pairs (columns ``x_*``, ``y_*``)."""
+    def side(prefix: str) -> dict[str, np.ndarray]:
+        out = {}
+        for c in SIDE_COLUMNS:
+            column = batch.column(f"{prefix}{c}")
+            out[c] = np.asarray(column.to_numpy(zero_copy_only=False), dtype=object if c == "name_s" else None)
+        return out
+    return side("x_"), side("y_")
 
 
 @dataclass
@@ -155,40 +139,41 @@ def id_codes(relation: np.ndarray, pos: np.ndarray) -> np.ndarray:
     return out
 
 
-def compare(nodes: NodeArrays, a: np.ndarray, b: np.ndarray, registry: bool) -> dict[str, np.ndarray]:
-    """Level codes of the name, birth, gender and registry fields for pairs of node ids (a, b),
-    the name similarity, and the region / household agreement flags."""
-    na, nb = nodes.name_id[a], nodes.name_id[b]
-    sa, sb = nodes.s_id[a], nodes.s_id[b]
-    name = np.full(len(a), 4, dtype=np.int8)  # different, unless ...
-    undecided = (na != 0) & (nb != 0) & (na != nb) & (sa != sb) & (nodes.p_id[a] != nodes.p_id[b])
-    name[(na != 0) & (nb != 0) & (nodes.p_id[a] == nodes.p_id[b])] = 2
+def compare(x: dict[str, np.ndarray], y: dict[str, np.ndarray], registry: bool) -> dict[str, np.ndarray]:
+    """Level codes of the name, birth, gender and registry fields for pairs whose attributes are
+    ``x`` (a side) and ``y`` (b side), arrays of :data:`SIDE_COLUMNS`; plus the name similarity
+    and the region / household agreement flags."""
+    na, nb = x["name_id"], y["name_id"]
+    sa, sb = x["s_id"], y["s_id"]
+    name = np.full(len(na), 4, dtype=np.int8)  # different, unless ...
+    undecided = (na != 0) & (nb != 0) & (na != nb) & (sa != sb) & (x["p_id"] != y["p_id"])
+    name[(na != 0) & (nb != 0) & (x["p_id"] == y["p_id"])] = 2
     name[(na != 0) & (nb != 0) & (sa == sb)] = 1
     name[(na != 0) & (nb != 0) & (na == nb)] = 0
     name[(na == 0) | (nb == 0)] = 5
-    similarity = np.zeros(len(a), dtype=np.float32)
+    similarity = np.zeros(len(na), dtype=np.float32)
     # A similarity above 0.5 (edit distance below half the longer length) needs three or more
     # characters, and below five characters (one edit at most) the same first or last character:
     # only those pairs go to rapidfuzz.
-    longest = np.maximum(nodes.s_len[sa], nodes.s_len[sb])
-    check = undecided & (longest >= 3) & ((longest >= 5) | (nodes.s_first[sa] == nodes.s_first[sb])
-                                          | (nodes.s_last[sa] == nodes.s_last[sb]))
+    longest = np.maximum(x["s_len"], y["s_len"])
+    check = undecided & (longest >= 3) & ((longest >= 5) | (x["s_first"] == y["s_first"])
+                                          | (x["s_last"] == y["s_last"]))
     if check.any():
-        similarity[check] = name_similarity(nodes.names_s[sa[check]], nodes.names_s[sb[check]])
+        similarity[check] = name_similarity(x["name_s"][check], y["name_s"][check])
     name[check & (similarity > SIMILAR_NAME)] = 3
 
-    ia, ib, da, db = nodes.id_birth[a], nodes.id_birth[b], nodes.birth_decl[a], nodes.birth_decl[b]
+    ia, ib, da, db = x["id_birth"], y["id_birth"], x["birth_decl"], y["birth_decl"]
     known_a = (ia != NULL_DAY) | (da != NULL_DAY + 1)
     known_b = (ib != NULL_DAY) | (db != NULL_DAY + 1)
     same = (ia == ib) & (ia != NULL_DAY) | (ia == db) | (da == ib) | (da == db) & (da != NULL_DAY + 1)
     birth = np.where(~known_a | ~known_b, 2, np.where(same, 0, 1)).astype(np.int8)
 
-    ga, gb = nodes.gender[a], nodes.gender[b]
+    ga, gb = x["gender"], y["gender"]
     gender = np.where((ga < 0) | (gb < 0), 2, np.where(ga == gb, 0, 1)).astype(np.int8)
-    ra, rb = nodes.registered[a], nodes.registered[b]
-    reg = np.where(ra & rb, 0, np.where(ra | rb, 1, 2)).astype(np.int8) if registry else np.full(len(a), 3, np.int8)
-    same_region = (nodes.region[a] == nodes.region[b]) & (nodes.region[a] >= 0)
-    same_household = (nodes.household[a] == nodes.household[b]) & (nodes.household[a] != 0)
+    ra, rb = x["registered"].astype(bool), y["registered"].astype(bool)
+    reg = np.where(ra & rb, 0, np.where(ra | rb, 1, 2)).astype(np.int8) if registry else np.full(len(na), 3, np.int8)
+    same_region = (x["region"] == y["region"]) & (x["region"] >= 0)
+    same_household = (x["household"] == y["household"]) & (x["household"] != 0)
     return {"name": name, "similarity": similarity, "birth": birth, "gender": gender, "registry": reg,
             "same_region": same_region, "same_household": same_household}
 
@@ -216,7 +201,7 @@ def agreed_fields(bits: int) -> list[str]:
     return [name for name, bit in AGREED_BITS if bits & bit]
 
 
-_STORED_SCHEMA = pa.schema([
+STORED_SCHEMA = pa.schema([
     ("a", pa.int64()), ("b", pa.int64()), ("blocks", pa.int8()), ("id_code", pa.int8()), ("pos", pa.int8()),
     ("name_code", pa.int8()), ("similarity", pa.float32()), ("birth_code", pa.int8()), ("gender_code", pa.int8()),
     ("registry_code", pa.int8()), ("w_id", pa.float64()), ("w_name", pa.float64()), ("w_birth", pa.float64()),
@@ -230,7 +215,6 @@ def _sql_list(items) -> str:
 
 
 STORED_SQL = f"""
-CREATE OR REPLACE TEMP TABLE _lk_scored AS
 SELECT x.person_id AS person_id_a, y.person_id AS person_id_b, s.score, s.match_weight, s.linked,
        list_filter({_sql_list(f for f, _ in AGREED_BITS)}, lambda f, i: (s.agreed_bits & (1 << (i - 1))) > 0)
            AS agreed_fields,
@@ -242,53 +226,63 @@ SELECT x.person_id AS person_id_a, y.person_id AS person_id_b, s.score, s.match_
        {_sql_list(GENDER_LEVELS)}[s.gender_code + 1] AS gender_level,
        {_sql_list(REGISTRY_LEVELS)}[s.registry_code + 1] AS registry_level,
        list_filter({_sql_list(BLOCKS)}, lambda k, i: (s.blocks & (1 << (i - 1))) > 0) AS blocks,
-       {{'id': s.w_id, 'name': s.w_name, 'birth': s.w_birth, 'gender': s.w_gender, 'registry': s.w_registry}} AS weights
-FROM _lk_stored_arrow AS s
-JOIN _lk_nodes AS x ON x.node = s.a JOIN _lk_nodes AS y ON y.node = s.b
+       {{{{'id': s.w_id, 'name': s.w_name, 'birth': s.w_birth, 'gender': s.w_gender, 'registry': s.w_registry}}}} AS weights
+FROM {{stored}} AS s
+JOIN {{nodes}} AS x ON x.node = s.a JOIN {{nodes}} AS y ON y.node = s.b
 ORDER BY person_id_a, person_id_b
 """
 
 
-def score_candidates(con: Engine, registry: bool, threshold: float = THRESHOLD,
-                     batch_rows: int = 2_000_000) -> ScoreStats:
-    """Score every pair of ``_lk_cand`` in batches of ``batch_rows`` (bounded memory) and create
-    temp table ``_lk_scored`` holding the pairs worth keeping: linked, names not different, or
-    score ≥ KEEP_SCORE."""
+def score_batch(batch: pa.RecordBatch, registry: bool, threshold: float = THRESHOLD) -> pa.RecordBatch:
+    """Score one batch of candidate pairs (columns of :data:`PAIRS_SQL`); return the pairs worth
+    keeping (linked, names not different, or score ≥ KEEP_SCORE) as :data:`STORED_SCHEMA` rows.
+    Runs wherever the engine runs Python (this process on DuckDB, the Spark workers on Spark)."""
+    if batch.num_rows == 0:
+        return pa.RecordBatch.from_pylist([], schema=STORED_SCHEMA)
+    cols = {n: batch.column(n).to_numpy(zero_copy_only=False) for n in ("a", "b", "relation", "pos", "blocks")}
+    a, b = cols["a"].astype(np.int64), cols["b"].astype(np.int64)
+    x, y = _sides(batch)
+    levels = compare(x, y, registry)
+    levels["id"] = id_codes(cols["relation"], cols["pos"])
+    scored = score_levels(levels, threshold)
+    keep = scored["linked"] | (levels["name"] != 4) | (scored["score"] >= KEEP_SCORE)
+    pos = np.nan_to_num(np.asarray(cols["pos"], dtype=np.float64), nan=0).astype(np.int8)
+    if keep.any():  # the stored pairs get their similarity whatever their name level (few pairs)
+        levels["similarity"][keep] = name_similarity(x["name_s"][keep], y["name_s"][keep])
+    return pa.RecordBatch.from_pydict({
+        "a": a[keep], "b": b[keep], "blocks": np.asarray(cols["blocks"], dtype=np.int8)[keep],
+        "id_code": levels["id"][keep], "pos": pos[keep], "name_code": levels["name"][keep],
+        "similarity": levels["similarity"][keep], "birth_code": levels["birth"][keep],
+        "gender_code": levels["gender"][keep], "registry_code": levels["registry"][keep],
+        **{k: scored[k][keep] for k in ("w_id", "w_name", "w_birth", "w_gender", "w_registry",
+                                        "match_weight", "score", "linked", "agreed_bits")},
+    }, schema=STORED_SCHEMA)
+
+
+def score_candidates(con: Engine, *, nodes: str, names: str, candidates: str, out: str, registry: bool,
+                     threshold: float = THRESHOLD, batch_rows: int = 1_000_000) -> ScoreStats:
+    """Score every pair of the relation ``candidates`` (a, b, relation, pos, blocks) against the
+    relations ``nodes`` and ``names``, and materialise ``out``: the pairs worth keeping (linked,
+    names not different, or score ≥ KEEP_SCORE) with their levels, weights and score.
+
+    Set-based: the attributes of both nodes are joined to each pair in SQL, and
+    :func:`score_batch` (numpy, rapidfuzz) scores Arrow batches of pairs where the engine runs
+    Python (:meth:`~pipelines.engine.base.Engine.map_batches`: Spark's workers on Spark)."""
     stats = ScoreStats()
     started = time.perf_counter()
-    nodes = NodeArrays.load(con)
-    kept: list[pa.Table] = []
-    reader = con.batches("SELECT a, b, relation, pos, blocks FROM _lk_cand", batch_rows=batch_rows)
-    for batch in reader:
-        if batch.num_rows == 0:
-            continue
-        cols = {n: batch.column(n).to_numpy(zero_copy_only=False) for n in batch.schema.names}
-        a, b = cols["a"].astype(np.int64), cols["b"].astype(np.int64)
-        levels = compare(nodes, a, b, registry)
-        levels["id"] = id_codes(cols["relation"], cols["pos"])
-        scored = score_levels(levels, threshold)
-        stats.pairs_scored += len(a)
-        keep = scored["linked"] | (levels["name"] != 4) | (scored["score"] >= KEEP_SCORE)
-        stats.links += int(scored["linked"].sum())
-        if keep.any():
-            pos = np.nan_to_num(np.asarray(cols["pos"], dtype=np.float64), nan=0).astype(np.int8)
-            # the stored pairs get their similarity whatever their name level (few pairs)
-            ka, kb = nodes.s_id[a[keep]], nodes.s_id[b[keep]]
-            levels["similarity"][keep] = name_similarity(nodes.names_s[ka], nodes.names_s[kb])
-            kept.append(pa.table({
-                "a": a[keep], "b": b[keep], "blocks": np.asarray(cols["blocks"], dtype=np.int8)[keep],
-                "id_code": levels["id"][keep], "pos": pos[keep], "name_code": levels["name"][keep],
-                "similarity": levels["similarity"][keep], "birth_code": levels["birth"][keep],
-                "gender_code": levels["gender"][keep], "registry_code": levels["registry"][keep],
-                **{k: scored[k][keep] for k in ("w_id", "w_name", "w_birth", "w_gender", "w_registry",
-                                                "match_weight", "score", "linked", "agreed_bits")},
-            }, schema=_STORED_SCHEMA))
-    stored = pa.concat_tables(kept) if kept else _STORED_SCHEMA.empty_table()
-    stats.pairs_stored = stored.num_rows
-    con.register("_lk_stored_arrow", stored)
+    attributes, stored = f"{out}_attributes", f"{out}_stored"
+    q = con.dialect.quote_identifier
+    con.materialize(attributes, ATTRIBUTES_SQL.format(null=NULL_DAY, nodes=q(nodes), names=q(names)))
+    sides = ", ".join(f"{s}.{c} AS {s}_{c}" for s in ("x", "y") for c in SIDE_COLUMNS)
     try:
-        con.execute(STORED_SQL)
+        pairs = PAIRS_SQL.format(sides=sides, candidates=q(candidates), attributes=q(attributes))
+        stats.pairs_stored = con.map_batches(stored, pairs, partial(score_batch, registry=registry, threshold=threshold),
+                                             STORED_SCHEMA, batch_rows=batch_rows)
+        con.materialize(out, STORED_SQL.format(stored=q(stored), nodes=q(nodes)))
+        stats.pairs_scored = int(con.scalar(f"SELECT count(*) FROM {q(candidates)}"))
+        stats.links = int(con.scalar(f"SELECT count(*) FROM {q(out)} WHERE linked"))
     finally:
-        con.drop("_lk_stored_arrow")
+        con.drop(attributes)
+        con.drop(stored)
     stats.seconds = time.perf_counter() - started
     return stats

@@ -88,3 +88,21 @@ def test_spark_dialect_transpiles_rule_sql():
     assert ":as_of" in spark.from_rule_sql("SELECT person_id FROM deaths WHERE death_date <= $as_of")
     with pytest.raises(ValueError):
         dialect_for("oracle")
+
+
+def _double_and_drop_odd(batch: pa.RecordBatch) -> pa.RecordBatch:
+    import pyarrow.compute as pc
+
+    kept = batch.filter(pc.equal(pc.bit_wise_and(batch.column("i"), 1), 0))
+    return pa.record_batch({"i": kept.column("i"), "twice": pc.multiply(kept.column("i"), 2)})
+
+
+def test_map_batches_runs_python_over_arrow_batches(engine: Engine):
+    schema = pa.schema([("i", pa.int64()), ("twice", pa.int64())])
+    rows = engine.map_batches("mapped", "SELECT range AS i FROM range(10) WHERE range >= $low", _double_and_drop_odd,
+                              schema, {"low": 3})
+    assert rows == 3
+    assert engine.query("SELECT i, twice FROM mapped ORDER BY i").to_pylist() == [
+        {"i": 4, "twice": 8}, {"i": 6, "twice": 12}, {"i": 8, "twice": 16}]
+    assert engine.map_batches("none", "SELECT range AS i FROM range(3) WHERE false", _double_and_drop_odd, schema) == 0
+    assert engine.column_types("SELECT * FROM none") == {"i": "BIGINT", "twice": "BIGINT"}

@@ -11,8 +11,10 @@ from pipelines.rules import assert_rule_cases, load_rule, run_rule_cases
 from pipelines.rules.casetest import run_case
 
 CASES = [(path, i, case.name) for path in SHIPPED for i, case in enumerate(load_rule(path).tests)]
-# Rules whose cases need the link stage's tables: linking runs on Spark (docs/spark.md) but its
-# cases were not yet verified there, so these run on DuckDB only for now.
+# Rules reading the link stage's tables: each of their cases runs the whole link stage, some
+# forty Spark jobs, minutes per case on a busy 2-core machine. On Spark they are verified end to
+# end instead (tests/e2e/test_engines_agree.py: link tables and suspects equal DuckDB's on
+# sample_data/); their cases run on DuckDB (`fraudwatch rules test --engine spark` runs them too).
 SPARK_PENDING = {"duplicate_identity", "paid_after_death_weak_match"}
 ENGINE_CASES = [
     pytest.param(path, i, name, engine, id=f"{path.stem}::{name}-{engine}", marks=SPARK_MARKS if engine == "spark" else ())
