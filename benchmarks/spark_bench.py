@@ -27,10 +27,12 @@ import pyarrow.parquet as pq
 
 ROOT = Path(__file__).resolve().parents[1]
 AS_OF = "2026-01-31"
-COMPARED = ["rule_id", "subject_id", "category", "amount_at_risk", "first_period", "last_period", "reason"]
+COMPARED = ["rule_id", "subject_id", "category", "amount_at_risk", "first_period", "last_period", "reason", "evidence"]
 
 
 def landing(args) -> Path:
+    if args.landing:
+        return Path(args.landing)
     folder = Path(args.workdir) / f"p{args.persons}_m{args.months}_s{args.seed}" / "landing"
     if not (folder / "ground_truth.parquet").exists():
         shutil.rmtree(folder, ignore_errors=True)
@@ -55,7 +57,7 @@ def run_engine(engine: str, folder: Path, args) -> dict:
     shutil.rmtree(out, ignore_errors=True)
     cmd = ["/usr/bin/time", "-f", "CPU %U %S", sys.executable, "-m", "pipelines.cli", "run", "--no-prefect",
            "--input", str(folder), "--output", str(out), "--as-of", AS_OF, "--engine", engine,
-           "--spark-master", args.spark_master]
+           "--spark-master", args.spark_master] + (["--memory-limit", args.memory_limit] if args.memory_limit else [])
     load_before = os.getloadavg()[0]
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -85,13 +87,15 @@ def main() -> None:
     parser.add_argument("--workdir", default="/tmp/fwspark")
     parser.add_argument("--engines", nargs="+", default=["duckdb", "spark"])
     parser.add_argument("--spark-master", default="local[2]")
+    parser.add_argument("--landing", help="an existing landing folder (e.g. run_benchmark.py's) instead of generating one")
+    parser.add_argument("--memory-limit", help="--memory-limit of both runs (Spark: its driver memory)")
     args = parser.parse_args()
     folder = landing(args)
     results = [run_engine(e, folder, args) for e in args.engines]
     rows = [r.pop("_rows") for r in results]
     same = all(r == rows[0] for r in rows[1:])
     figures = {"persons": args.persons, "months": args.months, "cpus": os.cpu_count(), "results": results,
-               "suspects_equal": same}
+               "suspects_equal": same, "landing": str(folder)}
     path = Path(args.workdir) / "spark_bench.json"
     old = json.loads(path.read_text()) if path.exists() else []
     path.write_text(json.dumps(old + [figures], indent=1, ensure_ascii=False))
