@@ -90,14 +90,14 @@ def test_spark_dialect_transpiles_rule_sql():
         dialect_for("oracle")
 
 
-def _double_and_drop_odd(batch: pa.RecordBatch) -> pa.RecordBatch:
-    import pyarrow.compute as pc
-
-    kept = batch.filter(pc.equal(pc.bit_wise_and(batch.column("i"), 1), 0))
-    return pa.record_batch({"i": kept.column("i"), "twice": pc.multiply(kept.column("i"), 2)})
-
-
 def test_map_batches_runs_python_over_arrow_batches(engine: Engine):
+    # nested, so Spark's workers get it by value (they cannot import a test module)
+    def _double_and_drop_odd(batch: pa.RecordBatch) -> pa.RecordBatch:
+        import pyarrow.compute as pc
+
+        kept = batch.filter(pc.equal(pc.bit_wise_and(batch.column("i"), 1), 0))
+        return pa.record_batch({"i": kept.column("i"), "twice": pc.multiply(kept.column("i"), 2)})
+
     schema = pa.schema([("i", pa.int64()), ("twice", pa.int64())])
     rows = engine.map_batches("mapped", "SELECT range AS i FROM range(10) WHERE range >= $low", _double_and_drop_odd,
                               schema, {"low": 3})
