@@ -21,9 +21,9 @@ from pipelines.errors import ExtractError
 from pipelines.guards.csv_shape import read_failure
 from pipelines.guards.landing import check_landing
 from pipelines.textsafe import visible, visible_expr
-from pipelines.normalize import normalize_column, output_schema
-from pipelines.readers import OVERFLOW, RawFile, hash_and_detect, read_csv_file, read_parquet_file, read_xlsx_file, \
-    transcode_gb18030
+from pipelines.normalize import ID_DAMAGED, normalize_column, output_schema
+from pipelines.readers import FORMULA_FLAG, NUMBER_FLAG, OVERFLOW, SHEET, RawFile, hash_and_detect, read_csv_file, \
+    read_parquet_file, read_xlsx_file, transcode_gb18030
 
 FORMATS = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".xlsx": "xlsx", ".parquet": "parquet"}
 BOOKKEEPING = ("_source_file", "_source_row", "_file_sha256")
@@ -33,6 +33,12 @@ QUARANTINE_SCHEMA = {
 }
 # Longest raw value quoted in a quarantine reason; raw_json keeps the whole value.
 _REASON_VALUE_CHARS = 80
+# An extract with more than this share of rows whose ID went through a number was saved through a
+# spreadsheet: the run stops and says how to export it as text (a few such rows are quarantined).
+DAMAGED_ID_STOP_RATE = 0.05
+# Clean rows of a workbook carry the sheet they came from in this (extra) column; quarantined rows
+# carry it in raw_json under SHEET_KEY.
+SHEET_COLUMN, SHEET_KEY = "source_sheet", "(sheet)"
 
 
 class Discovered(dict):
@@ -57,6 +63,12 @@ class FileResult:
     staged_path: Path
     quarantine_path: Path
     reasons: dict[str, int] = field(default_factory=dict)  # reason code -> rows with it
+    notes: list[str] = field(default_factory=list)  # for the run notes (workbook sheets not read, …)
+
+    @property
+    def ids_damaged_by_number(self) -> int:
+        """Rows quarantined because an ID went through a number."""
+        return self.reasons.get(ID_DAMAGED, 0)
 
 
 @dataclass
@@ -189,12 +201,22 @@ def _plan(contract: Contract, raw: RawFile, where: str, source_file: str, sha256
     """(clean rows in warehouse order, quarantine rows) for one file."""
     mapped, extras = _map_headers(contract, raw.headers, where)
     data_cols = [f"c{i}" for i in range(len(raw.headers))]
-    has_overflow = OVERFLOW in raw.frame.collect_schema()
+    have = set(raw.frame.collect_schema())
+    has_overflow = OVERFLOW in have
+    has_sheet = SHEET in have
+    if has_sheet:
+        name, n = SHEET_COLUMN, 2
+        while name in extras or name in output_schema(contract):
+            name, n = f"{SHEET_COLUMN}_{n}", n + 1
+        extras = {**extras, name: SHEET}
     schema = output_schema(contract)
+
+    def number(c: str) -> pl.Expr | None:
+        return pl.col(f"{NUMBER_FLAG}{c}") if f"{NUMBER_FLAG}{c}" in have else None
 
     # One struct column per mapped contract column ('_n_<col>'): outputs plus _present/_failed.
     normalised = {
-        col.name: normalize_column(col, pl.col(mapped[col.name]), excel_serial=raw.excel)
+        col.name: normalize_column(col, pl.col(mapped[col.name]), excel_serial=raw.excel, number=number(mapped[col.name]))
         for col in contract.columns if col.name in mapped
     }
     struct_of = {name: f"_n_{name}" for name in normalised}
@@ -206,6 +228,11 @@ def _plan(contract: Contract, raw: RawFile, where: str, source_file: str, sha256
     problems: list[pl.Expr] = []
     for col in contract.columns:
         present = flag(col.name, "_present")
+        formula = f"{FORMULA_FLAG}{mapped[col.name]}" if col.name in mapped else None
+        if formula in have:  # the cell is not blank: a formula whose result was never saved
+            present = present | pl.col(formula)
+            problems.append(pl.when(pl.col(formula)).then(
+                pl.lit(f"formula_without_value: {col.name} (a formula cell with no saved result)")))
         if col.required:
             problems.append(pl.when(~present).then(pl.lit(f"missing_required: {col.name}")))
         elif col.required_when and col.required_when in normalised:
@@ -237,6 +264,8 @@ def _plan(contract: Contract, raw: RawFile, where: str, source_file: str, sha256
     )
     json_keys = _unique_labels(raw.headers)
     raw_fields = [pl.col(c).alias(k) for c, k in zip(data_cols, json_keys)]
+    if has_sheet:
+        raw_fields.insert(0, pl.col(SHEET).alias(SHEET_KEY))
     if has_overflow:
         raw_fields.append(pl.col(OVERFLOW).alias("(extra fields)"))
     quarantine = staged.filter(pl.col("_reason").is_not_null()).select(
@@ -316,10 +345,11 @@ def ingest_file(contract: Contract, path: Path, landing: Path, out_dir: Path, in
                 source, encoding = transcoded, "gb18030"
             raw = read_csv_file(source, display)
         elif fmt == "xlsx":
-            raw, encoding = read_xlsx_file(path, display), "xlsx"
+            raw, encoding = read_xlsx_file(path, display, contract), "xlsx"
         else:
             raw, encoding = read_parquet_file(path, contract, display), "parquet"
-        raw = RawFile(_visible_controls(raw.frame), [visible(h) for h in raw.headers], raw.excel)
+        raw = RawFile(_visible_controls(raw.frame), [visible(h) for h in raw.headers], raw.excel,
+                      [visible(n) for n in raw.notes])
         clean, quarantine = _plan(contract, raw, display, source_file, sha256)
         try:
             pl.collect_all(
@@ -341,6 +371,7 @@ def ingest_file(contract: Contract, path: Path, landing: Path, out_dir: Path, in
         rows_read=rows_clean + rows_quarantined, rows_clean=rows_clean, rows_quarantined=rows_quarantined,
         staged_path=staged_path, quarantine_path=quarantine_path,
         reasons=_reason_counts(quarantine_path) if rows_quarantined else {},
+        notes=list(raw.notes),
     )
 
 
@@ -371,8 +402,32 @@ def ingest_extract(contract: Contract, files: list[Path], landing: Path, staging
         pool.shutdown(wait=False, cancel_futures=True)
     result = IngestResult(contract.extract, staged)
     if check:  # False when the caller checks the whole extract (some files came from the lake)
+        check_damaged_ids(contract, result)
         check_broken_rate(contract, result)
     return result
+
+
+def check_damaged_ids(contract: Contract, result: IngestResult) -> None:
+    """Refuse the extract when more than DAMAGED_ID_STOP_RATE of its rows carry an ID that went
+    through a number: the file was saved through a spreadsheet, and only a new export helps."""
+    damaged = sum(f.ids_damaged_by_number for f in result.files)
+    if not result.rows_read or damaged / result.rows_read <= DAMAGED_ID_STOP_RATE:
+        return
+    worst = sorted((f for f in result.files if f.ids_damaged_by_number),
+                   key=lambda f: (-f.ids_damaged_by_number / f.rows_read, f.source_file))
+    files = "; ".join(f"{f.source_file}: {f.ids_damaged_by_number} of {f.rows_read} rows" for f in worst[:5])
+    parquet = worst[0].format == "parquet"
+    raise ExtractError(
+        f"{damaged} of {result.rows_read} rows of {contract.extract} have an ID number that went through a number "
+        f"(like 4.20113E+17 or 420113194901010000.0: its last digits are lost) — {files}. "
+        + ("The ID column is stored as floating point." if parquet else
+           "The file was saved through a spreadsheet (Excel/WPS) that read the ID column as numbers."),
+        file=str(worst[0].path),
+        hint=("write the ID columns as strings (text) and export again" if parquet else
+              "export the extract again from the source system as CSV and do not open and save it in Excel; "
+              "if it must pass through Excel, import it with 数据 → 自文本/CSV and set the ID column to 文本 (Text), "
+              "or format the column as 文本 before pasting, then save as .xlsx or CSV UTF-8"),
+    )
 
 
 def check_broken_rate(contract: Contract, result: IngestResult) -> None:

@@ -43,7 +43,7 @@ LAKE_DIR = "lake"
 INDEX_FILE = "_index.json"
 VIEWS_SQL = Path(__file__).with_name("warehouse_views.sql")
 # Bump when ingest's canonical output changes: every lake entry is then written again.
-LAKE_FORMAT = 1
+LAKE_FORMAT = 2
 BOOKKEEPING_TYPES = {"_source_file": "VARCHAR", "_source_row": "BIGINT", "_file_sha256": "VARCHAR"}
 QUARANTINE_COLUMNS = ("extract", "source_file", "source_row", "reason", "raw_json")
 
@@ -146,7 +146,8 @@ def _cached(lake: Path, contract: Contract, path: Path, source_file: str, index:
     return FileResult(path=path, source_file=source_file, format=meta["format"], size_bytes=meta["size_bytes"],
                       sha256=meta["sha256"], encoding=meta["encoding"], rows_read=meta["rows_read"],
                       rows_clean=meta["rows_clean"], rows_quarantined=meta["rows_quarantined"],
-                      staged_path=data, quarantine_path=quarantine, reasons=meta["reasons"])
+                      staged_path=data, quarantine_path=quarantine, reasons=meta["reasons"],
+                      notes=meta.get("notes", []))
 
 
 def _store(lake: Path, contract: Contract, f: FileResult) -> FileResult:

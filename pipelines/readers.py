@@ -1,5 +1,7 @@
 """Reading extract files as all-text polars frames: CSV (encoding detected: UTF-8, UTF-8 with BOM,
-GB18030), XLSX (first sheet) and Parquet, each with a 1-based ``_source_row`` as a spreadsheet shows it.
+GB18030), XLSX (every sheet whose header matches the extract) and Parquet, each with a 1-based
+``_source_row`` as a spreadsheet shows it, and flags for cells that went through a number or are
+formulas without a cached value.
 
 Files are hashed (sha256) while the encoding is detected, in one streaming pass.
 """
@@ -9,9 +11,12 @@ from __future__ import annotations
 import codecs
 import csv
 import hashlib
-from dataclasses import dataclass
+import re
+import zipfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 
@@ -31,9 +36,10 @@ _UTF8_EVIDENCE = 16
 
 @dataclass
 class RawFile:
-    frame: pl.LazyFrame  # '_source_row' Int64 + String columns c0..c{n-1} (+ '_overflow' for CSV)
+    frame: pl.LazyFrame  # '_source_row' Int64 + String columns c0..c{n-1} (+ '_overflow' for CSV; flags, '_sheet')
     headers: list[str]
     excel: bool
+    notes: list[str] = field(default_factory=list)  # for the run notes (e.g. workbook sheets not read)
 
 
 def _non_ascii(data: bytes) -> int:
@@ -187,39 +193,212 @@ def read_csv_file(path: Path, display: str) -> RawFile:
     return RawFile(frame, headers, excel=False)
 
 
-def read_xlsx_file(path: Path, display: str) -> RawFile:
+# Columns a reader may add beside c0..c{n-1}: per ID column cN, ``_num_cN`` is True where the cell
+# was a number (a numeric XLSX cell, a Parquet float); per column cN, ``_fx_cN`` is True where a
+# formula cell has no cached value; ``_sheet`` names the workbook sheet a row came from.
+NUMBER_FLAG = "_num_"
+FORMULA_FLAG = "_fx_"
+SHEET = "_sheet"
+
+
+def read_xlsx_file(path: Path, display: str, contract: Contract | None = None) -> RawFile:
+    """Every sheet of a workbook whose header matches the extract (all required columns named), as one
+    all-text frame with ``_sheet`` and each row's spreadsheet row number. Other sheets are listed in
+    ``RawFile.notes``. A formula cell counts by its cached value; ``_fx_cN`` marks one without.
+    ID cells stored as numbers are marked ``_num_cN`` (their digits are lost)."""
     import fastexcel
 
     check_xlsx(path, display, current_limits())  # sizes, ratios, rows and cells, before the reader
 
     try:
-        sheet = fastexcel.read_excel(path).load_sheet(0, header_row=0, dtypes="string")
-        data = sheet.to_polars()
+        reader = fastexcel.read_excel(path)
+        names = list(reader.sheet_names)
     except Exception as exc:  # fastexcel raises its own exception types
         raise ExtractError(f"cannot read the workbook: {exc}", file=display, hint="save it as .xlsx from Excel or WPS") from None
-    headers = list(data.columns)
-    if not headers:
+    layout = _xlsx_layout(path)
+    sheets: list[tuple[str, pl.DataFrame, list[str]]] = []
+    skipped: list[str] = []
+    for index, sheet_name in enumerate(names):
+        try:
+            data = reader.load_sheet(index, header_row=0, dtypes="string").to_polars()
+        except Exception as exc:
+            if index == 0 and len(names) == 1:
+                raise ExtractError(f"cannot read the workbook: {exc}", file=display,
+                                   hint="save it as .xlsx from Excel or WPS") from None
+            skipped.append(f"{sheet_name!r} (unreadable: {exc})")
+            continue
+        headers = [str(h) for h in data.columns]
+        if contract is not None and not _matches(contract, headers):
+            skipped.append(f"{sheet_name!r} (its header names no {contract.extract} columns)" if not _names_any(contract, headers)
+                           else f"{sheet_name!r} (header lacks required columns of {contract.extract})")
+            continue
+        if not headers:
+            skipped.append(f"{sheet_name!r} (empty)")
+            continue
+        first_row, first_col = layout.get(sheet_name, (1, 1))
+        data = data.rename({h: f"c{i}" for i, h in enumerate(data.columns)})
+        data = data.with_columns(pl.all().str.replace(r"^(\d{4}-\d{2}-\d{2}) 00:00:00$", "$1"))  # date cells: keep the date
+        if contract is not None:
+            data = data.with_columns(_number_flags(reader, index, contract, headers))
+        data = data.with_columns(_formula_flags(path, sheet_name, first_row, first_col, len(headers), data.height))
+        data = data.with_row_index("_source_row", offset=first_row + 1).with_columns(
+            pl.col("_source_row").cast(pl.Int64), pl.lit(sheet_name).alias(SHEET))
+        sheets.append((sheet_name, data, headers))
+    if not sheets:
+        if contract is not None and names:  # the usual message naming the missing column, for the first sheet
+            first = next((h for h in (_sheet_headers(reader, i) for i in range(len(names))) if h), None)
+            if first is None:
+                raise ExtractError("the workbook is empty: no sheet has a header row", file=display,
+                                   hint="put the header in row 1 of the sheet")
+            raise ExtractError(
+                f"no sheet's header matches {contract.extract}: " + "; ".join(skipped), file=display,
+                hint=f"row 1 of a sheet must name the columns of {contract.extract}; found headers {', '.join(map(repr, first))}")
         raise ExtractError("the first sheet is empty", file=display, hint="put the header in row 1 of the first sheet")
-    data = data.rename({h: f"c{i}" for i, h in enumerate(headers)})
-    # Date cells come out as 'YYYY-MM-DD 00:00:00'; keep the date.
-    data = data.with_columns(pl.all().str.replace(r"^(\d{4}-\d{2}-\d{2}) 00:00:00$", "$1"))
-    first_data_row = _xlsx_header_row(path) + 1
-    data = data.with_row_index("_source_row", offset=first_data_row).with_columns(pl.col("_source_row").cast(pl.Int64))
-    return RawFile(data.lazy(), headers, excel=True)
+    frame, headers = _union_sheets(sheets)
+    notes = [f"{display}: sheet {s} not read" for s in skipped]
+    return RawFile(frame.lazy(), headers, excel=True, notes=notes)
 
 
-def _xlsx_header_row(path: Path) -> int:
-    """Spreadsheet row of the header: the reader skips leading empty rows, row numbers must not."""
+def _matches(contract: Contract, headers: list[str]) -> bool:
+    mapped = {contract.header_map().get(header_key(h.lstrip("\ufeff"))) for h in headers}
+    return all(c.name in mapped for c in contract.required)
+
+
+def _names_any(contract: Contract, headers: list[str]) -> bool:
+    return any(contract.header_map().get(header_key(h.lstrip("\ufeff"))) for h in headers)
+
+
+def _sheet_headers(reader, index: int) -> list[str]:
+    try:
+        return [str(h) for h in reader.load_sheet(index, header_row=0, n_rows=0, dtypes="string").to_polars().columns]
+    except Exception:
+        return []
+
+
+def _number_flags(reader, index: int, contract: Contract, headers: list[str]) -> list[pl.Series]:
+    """``_num_cN`` for the ID columns: True where the cell holds a number, not text. Loading a column
+    as boolean gives a value for numeric (and boolean) cells only; text cells come out NULL."""
+    header_map = contract.header_map()
+    id_columns = [i for i, h in enumerate(headers)
+                  if (target := header_map.get(header_key(h.lstrip("\ufeff"))))
+                  and contract.column(target).type in (ValueType.person_id, ValueType.firm_id)]
+    if not id_columns:
+        return []
+    flags = reader.load_sheet(index, header_row=0, use_columns=id_columns,
+                              dtypes={i: "boolean" for i in id_columns}).to_polars()
+    return [flags.to_series(k).is_not_null().alias(f"{NUMBER_FLAG}c{i}") for k, i in enumerate(id_columns)]
+
+
+_CELL_REF = re.compile(rb'\br="([A-Z]{1,3})(\d+)"')
+_FORMULA = re.compile(rb"<(?:\w+:)?f[\s>/]")
+_VALUE = re.compile(rb"<(?:\w+:)?v>([^<]+)</(?:\w+:)?v>")
+
+
+def _column_index(letters: bytes) -> int:
+    n = 0
+    for ch in letters:
+        n = n * 26 + ch - 64
+    return n
+
+
+def _formula_flags(path: Path, sheet_name: str, first_row: int, first_col: int, width: int, height: int) -> list[pl.Series]:
+    """``_fx_cN`` columns (only for columns that have one): True where a formula cell has no cached
+    value (a workbook written by a program and never opened in Excel). Scans the sheet's XML for
+    formula elements only; sheets without formulas cost one pass over the bytes."""
+    missing: dict[int, list[int]] = {}
+    for row, col in _formulas_without_value(path, sheet_name):
+        c, r = col - first_col, row - first_row - 1
+        if 0 <= c < width and 0 <= r < height:
+            missing.setdefault(c, []).append(r)
+    out = []
+    for c, rows in sorted(missing.items()):
+        flag = np.zeros(height, dtype=bool)
+        flag[rows] = True
+        out.append(pl.Series(f"{FORMULA_FLAG}c{c}", flag))
+    return out
+
+
+def _formulas_without_value(path: Path, sheet_name: str) -> list[tuple[int, int]]:
+    """(row, column) 1-based of the formula cells of a sheet without a cached value."""
+    target = _xlsx_sheet_parts(path).get(sheet_name)
+    if target is None:
+        return []
+    found: list[tuple[int, int]] = []
+    with zipfile.ZipFile(path) as archive, archive.open(target) as member:
+        tail = b""
+        while chunk := member.read(_CHUNK):
+            data = tail + chunk
+            cut = data.rfind(b"</c>")
+            cut = len(data) if cut < 0 else cut + 4
+            if len(data) - cut > 4 * _CHUNK:  # no cell end at all: malformed, stop looking
+                break
+            block, tail = data[:cut], data[cut:]
+            for match in _FORMULA.finditer(block):
+                start = max(block.rfind(b"<c ", 0, match.start()), block.rfind(b":c ", 0, match.start()))
+                end = block.find(b"</c>", match.end())
+                ref = _CELL_REF.search(block, start, match.start()) if start >= 0 else None
+                if ref is None or end < 0:
+                    continue
+                if _VALUE.search(block, match.end(), end) is None:
+                    found.append((int(ref.group(2)), _column_index(ref.group(1))))
+    return found
+
+
+def _xlsx_sheet_parts(path: Path) -> dict[str, str]:
+    """Sheet name -> the zip member holding its XML (from workbook.xml and its relationships)."""
+    from xml.etree import ElementTree
+
+    main = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
+    rel_ns = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
+    try:
+        with zipfile.ZipFile(path) as archive:
+            book = ElementTree.fromstring(archive.read("xl/workbook.xml"))
+            rels = ElementTree.fromstring(archive.read("xl/_rels/workbook.xml.rels"))
+    except (KeyError, zipfile.BadZipFile, ElementTree.ParseError):
+        return {}
+    targets = {r.get("Id"): r.get("Target", "") for r in rels}
+    parts = {}
+    for sheet in book.iter(f"{main}sheet"):
+        target = targets.get(sheet.get(f"{rel_ns}id"), "")
+        parts[sheet.get("name")] = target.lstrip("/") if target.startswith("/") else f"xl/{target}"
+    return parts
+
+
+def _union_sheets(sheets: list[tuple[str, pl.DataFrame, list[str]]]) -> tuple[pl.DataFrame, list[str]]:
+    """One frame over the sheets: columns c0.. follow the union of their header labels (first seen
+    first); a sheet without a column has NULLs there."""
+    headers: list[str] = []
+    for _, _, labels in sheets:
+        for label in labels:
+            if label not in headers:
+                headers.append(label)
+    frames = []
+    for _, data, labels in sheets:
+        where = {f"c{i}": f"c{headers.index(label)}" for i, label in enumerate(labels)}
+        renamed = data.rename({old: new for old, new in where.items()} | {
+            f"{prefix}{old}": f"{prefix}{new}" for old, new in where.items() for prefix in (NUMBER_FLAG, FORMULA_FLAG)
+            if f"{prefix}{old}" in data.columns})
+        frames.append(renamed)
+    frame = pl.concat(frames, how="diagonal_relaxed")
+    flags = [c for c in frame.columns if c.startswith((NUMBER_FLAG, FORMULA_FLAG))]
+    frame = frame.with_columns(pl.col(flags).fill_null(False)) if flags else frame
+    data_cols = [f"c{i}" for i in range(len(headers))]
+    return frame.select("_source_row", *data_cols, *sorted(flags), SHEET), headers
+
+
+def _xlsx_layout(path: Path) -> dict[str, tuple[int, int]]:
+    """Sheet name -> (spreadsheet row of the header, first column): the reader skips leading empty
+    rows and columns, row numbers must not."""
     import openpyxl
 
     try:
         workbook = openpyxl.load_workbook(path, read_only=True)
         try:
-            return max(int(workbook.worksheets[0].min_row or 1), 1)
+            return {ws.title: (max(int(ws.min_row or 1), 1), max(int(ws.min_column or 1), 1)) for ws in workbook.worksheets}
         finally:
             workbook.close()
-    except Exception:  # no usable dimension record: assume the header is in row 1
-        return 1
+    except Exception:  # no usable dimension record: assume the header is in row 1, column A
+        return {}
 
 
 def read_parquet_file(path: Path, contract: Contract, display: str) -> RawFile:
@@ -229,17 +408,15 @@ def read_parquet_file(path: Path, contract: Contract, display: str) -> RawFile:
     except Exception as exc:  # polars raises several error types for corrupt files
         raise ExtractError(f"cannot read the Parquet file: {exc}", file=display) from None
     header_map = contract.header_map()
-    for name, dtype in schema.items():
-        target = header_map.get(header_key(name))
-        if target and dtype.is_float() and contract.column(target).type in (ValueType.person_id, ValueType.firm_id):
-            raise ExtractError(
-                f"column {name!r} ({target}) is stored as floating point, which loses the digits of an 18-digit ID",
-                file=display, hint="write ID columns as strings",
-            )
     headers = list(schema)
+    # An ID column stored as floating point has lost the digits of an 18-digit ID: its values are
+    # marked (quarantined as id_damaged_by_number), never loaded as some other ID.
+    floats = [pl.col(h).is_not_null().alias(f"{NUMBER_FLAG}c{i}") for i, (h, dtype) in enumerate(schema.items())
+              if dtype.is_float() and (target := header_map.get(header_key(h)))
+              and contract.column(target).type in (ValueType.person_id, ValueType.firm_id)]
     frame = (
         pl.scan_parquet(path)
-        .select([pl.col(h).cast(pl.String).alias(f"c{i}") for i, h in enumerate(headers)])
+        .select([pl.col(h).cast(pl.String).alias(f"c{i}") for i, h in enumerate(headers)] + floats)
         .with_row_index("_source_row", offset=1)
         .with_columns(pl.col("_source_row").cast(pl.Int64))
     )

@@ -22,7 +22,7 @@ from pipelines.engine import Engine, connect
 from pipelines.errors import RunError
 
 DERIVED_DIR = "derived"  # link tables of a run, as Parquet
-from pipelines.ingest import IngestResult, check_broken_rate, discover_extracts
+from pipelines.ingest import IngestResult, check_broken_rate, check_damaged_ids, discover_extracts
 from pipelines.linking import LINK_TABLES, PERSON_EXTRACTS, LinkResult, link_persons
 from pipelines.linking.schema import LINK_ORDER
 from pipelines.pipeline import Progress, RunConfig, RunContext, fail_run, finish_run, peak_rss_mb, prepare_run, run_stage
@@ -80,7 +80,14 @@ def ingest_stage(ctx: RunContext) -> dict[str, IngestResult]:
         read += fresh
     ctx.snapshot = lake.Snapshot.of(ingested)  # pinned first: a failed run keeps the quarantine it points at
     ctx.files_read = read
+    for result in ingested.values():
+        for f in result.files:
+            ctx.notes.extend(f.notes)
+            if f.ids_damaged_by_number:
+                ctx.notes.append(f"{f.source_file}: {f.ids_damaged_by_number} rows quarantined (id_damaged_by_number): "
+                                 "the ID went through a number and its digits are lost")
     for name, result in ingested.items():
+        check_damaged_ids(ctx.contracts[name], result)
         check_broken_rate(ctx.contracts[name], result)
     return ingested
 
@@ -230,7 +237,8 @@ def publish_stage(ctx: RunContext, ingested: dict[str, IngestResult], validation
         "inputs": [
             {"extract": name, "file": f.source_file, "size_bytes": f.size_bytes, "sha256": f.sha256,
              "encoding": f.encoding, "rows_read": f.rows_read, "rows_clean": f.rows_clean,
-             "rows_quarantined": f.rows_quarantined, "quarantine_reasons": f.reasons}
+             "rows_quarantined": f.rows_quarantined, "quarantine_reasons": f.reasons,
+             "ids_damaged_by_number": f.ids_damaged_by_number}
             for name, r in sorted(ingested.items()) for f in r.files
         ],
         "absent_extracts": sorted(set(ctx.contracts) - set(ingested)),

@@ -157,12 +157,13 @@ def test_parquet_columns_are_read_as_text(tmp_path):
     assert result.files[0].source_file == "household/part-0001.parquet"
 
 
-def test_parquet_float_id_column_is_refused(tmp_path):
+def test_parquet_float_id_column_stops_the_extract_naming_the_column_type(tmp_path):
     path = tmp_path / "deaths.parquet"
-    pl.DataFrame({"person_id": [1.1e17], "death_date": ["2024-01-01"], "source": ["公安"]}).write_parquet(path)
+    pl.DataFrame({"person_id": [1.1e17, 4.20113e17], "death_date": ["2024-01-01"] * 2, "source": ["公安"] * 2}).write_parquet(path)
     with pytest.raises(ExtractError) as err:
         stage("deaths", tmp_path, tmp_path)
     assert "floating point" in str(err.value) and "deaths.parquet" in str(err.value)
+    assert "2 of 2 rows" in str(err.value) and "strings" in str(err.value)
 
 
 def test_multiline_quoted_field_is_one_row(tmp_path):
@@ -382,3 +383,135 @@ def test_each_file_of_an_extract_is_hashed_once_and_a_damaged_later_file_is_name
     with pytest.raises(ExtractError) as err:
         stage("deaths", tmp_path, tmp_path / "out2")
     assert "deaths_02.csv" in str(err.value) and "invalid byte sequence" in str(err.value)
+
+
+# ----------------------------------------------------------------------------- IDs damaged by a number, workbooks
+
+
+def _damaged_landing(tmp_path: Path, damaged: int, clean: int) -> Path:
+    lines = ["发放流水号,身份证号,姓名,险种,统筹区编码,发放年月,发放金额"]
+    for i in range(clean):
+        lines.append(f"P{i},'11010519491231002X,张三,110,110105,2024-01,100.00")
+    forms = ["4.20113E+17", "420113194901010000.0", "1.10105E+17"]
+    for i in range(damaged):
+        lines.append(f"D{i},{forms[i % 3]},李四,110,110105,2024-01,100.00")
+    write(tmp_path / "land" / "pension_payments.csv", "\n".join(lines) + "\n")
+    return tmp_path / "land"
+
+
+def test_a_few_ids_damaged_by_a_number_are_quarantined_and_counted(tmp_path):
+    result = stage("pension_payments", _damaged_landing(tmp_path, damaged=3, clean=97), tmp_path)
+    [f] = result.files
+    assert (f.rows_clean, f.rows_quarantined, f.ids_damaged_by_number) == (97, 3, 3)
+    quarantine = pl.read_parquet(f.quarantine_path)
+    assert quarantine["reason"].to_list() == [
+        "id_damaged_by_number: person_id='4.20113E+17'",
+        "id_damaged_by_number: person_id='420113194901010000.0'",
+        "id_damaged_by_number: person_id='1.10105E+17'"]
+    assert quarantine["source_row"].to_list() == [99, 100, 101]
+    # the text form with an apostrophe is the ID itself, loaded and valid
+    staged = pl.read_parquet(f.staged_path)
+    assert staged["person_id"].unique().to_list() == ["11010519491231002X"] and staged["person_id_valid"].all()
+
+
+def test_an_extract_with_many_damaged_ids_stops_saying_it_went_through_a_spreadsheet(tmp_path):
+    with pytest.raises(ExtractError) as err:
+        stage("pension_payments", _damaged_landing(tmp_path, damaged=6, clean=94), tmp_path)
+    text = str(err.value)
+    assert "6 of 100 rows" in text and "pension_payments.csv" in text
+    assert "spreadsheet" in text and "文本" in text
+
+
+def _workbook(path: Path, sheets: dict[str, list[list]]) -> Path:
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    book.remove(book.active)
+    for title, rows in sheets.items():
+        sheet = book.create_sheet(title)
+        for row in rows:
+            sheet.append(row)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    book.save(path)
+    return path
+
+
+PAY_HEADER = ["发放流水号", "身份证号", "姓名", "险种", "统筹区编码", "发放年月", "发放金额"]
+
+
+def test_every_sheet_whose_header_matches_is_read_and_others_are_noted(tmp_path):
+    _workbook(tmp_path / "land" / "pension_payments.xlsx", {
+        "1月": [PAY_HEADER, ["P1", "11010519491231002X", "张三", "110", "110105", "2024-01", "100.00"]],
+        "说明": [["本表为2024年养老金发放明细"], ["制表人：王芳"]],
+        # columns in another order and an extra column: still the extract
+        "2月": [["姓名", "发放流水号", "身份证号", "险种", "统筹区编码", "发放年月", "发放金额", "备注"],
+                ["张三", "P2", "11010519491231002X", "110", "110105", "2024-02", "100.00", "补发"],
+                ["张三", "P3", "11010519491231002X", "110", "110105", "bad", "100.00", ""]],
+        "汇总": [["统筹区编码", "发放金额"], ["110105", "200.00"]],
+    })
+    result = stage("pension_payments", tmp_path / "land", tmp_path)
+    [f] = result.files
+    staged = pl.read_parquet(f.staged_path)
+    assert staged.select("payment_id", "period", "_source_row", "source_sheet").rows() == [
+        ("P1", dt.date(2024, 1, 1), 2, "1月"), ("P2", dt.date(2024, 2, 1), 2, "2月")]
+    assert staged["备注"].to_list() == [None, "补发"]
+    [bad] = pl.read_parquet(f.quarantine_path).to_dicts()
+    assert bad["source_row"] == 3 and json.loads(bad["raw_json"])["(sheet)"] == "2月"
+    assert len(f.notes) == 2 and "'说明'" in f.notes[0] and "'汇总'" in f.notes[1]
+
+
+def test_a_workbook_with_no_matching_sheet_is_refused_naming_the_sheets(tmp_path):
+    _workbook(tmp_path / "land" / "pension_payments.xlsx", {"说明": [["说明"], ["x"]], "汇总": [["统筹区编码", "发放金额"]]})
+    with pytest.raises(ExtractError) as err:
+        stage("pension_payments", tmp_path / "land", tmp_path)
+    assert "'说明'" in str(err.value) and "'汇总'" in str(err.value) and "pension_payments.xlsx" in str(err.value)
+
+
+def test_formula_cells_count_by_cached_value_and_without_one_are_a_row_problem(tmp_path):
+    import xlsxwriter
+
+    path = tmp_path / "land" / "pension_payments.xlsx"
+    path.parent.mkdir(parents=True)
+    book = xlsxwriter.Workbook(str(path))
+    sheet = book.add_worksheet("明细")
+    sheet.write_row(0, 0, PAY_HEADER)
+    sheet.write_row(1, 0, ["P1", "11010519491231002X", "张三", "110", "110105", "2024-01"])
+    sheet.write_formula(1, 6, "=1000.5+1000", None, 2000.5)  # cached value saved, as Excel does
+    sheet.write_row(2, 0, ["P2", "11010519491231002X", "张三", "110", "110105", "2024-02", "100.00"])
+    book.close()
+    # a formula without a cached value (what a program writes when nothing ever calculated it)
+    _workbook(tmp_path / "land" / "pension_payments_02.xlsx", {"明细": [
+        PAY_HEADER, ["P3", "11010519491231002X", "张三", "110", "110105", "2024-03", "=G3*2"],
+        ["P4", "11010519491231002X", "张三", "110", "110105", "2024-04", "100.00"]]})
+    result = stage("pension_payments", tmp_path / "land", tmp_path)
+    first, second = result.files
+    assert pl.read_parquet(first.staged_path)["amount"].to_list() == [Decimal("2000.50"), Decimal("100.00")]
+    assert pl.read_parquet(second.staged_path)["payment_id"].to_list() == ["P4"]
+    [bad] = pl.read_parquet(second.quarantine_path).to_dicts()
+    assert bad["source_row"] == 2 and bad["reason"].startswith("formula_without_value: amount")
+
+
+def test_numeric_id_cells_are_quarantined_text_cells_recovered(tmp_path):
+    import xlsxwriter
+
+    path = tmp_path / "land" / "deaths.xlsx"
+    path.parent.mkdir(parents=True)
+    book = xlsxwriter.Workbook(str(path))
+    sheet = book.add_worksheet()
+    sheet.write_row(0, 0, ["身份证号", "死亡日期", "数据来源"])
+    sheet.write_number(1, 0, 110105194912310020)                   # a number cell: its digits are lost
+    sheet.write_string(2, 0, "'11010519491231002X")                # text with Excel's marker
+    sheet.write_formula(3, 0, '="11010519491231002X"', None, "11010519491231002X")  # formula, cached text
+    for row in range(1, 21):
+        if row > 3:
+            sheet.write_string(row, 0, "11010519491231002X")
+        sheet.write_string(row, 1, "2024-01-01")
+        sheet.write_string(row, 2, "公安")
+    book.close()
+    result = stage("deaths", tmp_path / "land", tmp_path)
+    [f] = result.files
+    assert f.ids_damaged_by_number == 1
+    [bad] = pl.read_parquet(f.quarantine_path).to_dicts()
+    assert bad["source_row"] == 2 and bad["reason"].startswith("id_damaged_by_number: person_id=")
+    staged = pl.read_parquet(f.staged_path)
+    assert staged.height == 19 and staged["person_id"].unique().to_list() == ["11010519491231002X"]

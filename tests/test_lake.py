@@ -147,3 +147,30 @@ def test_a_run_killed_at_any_stage_leaves_the_previous_run_intact(landing, tmp_p
     # and the next run works from what the killed one left
     again = stages.run_pipeline(RunConfig(input=landing, output=out, as_of=AS_OF))
     assert (again.run_dir / "suspects.parquet").exists()
+
+
+def test_sheet_notes_and_damaged_id_counts_survive_an_unread_file(tmp_path):
+    """A workbook's unread sheets and a file's damaged-ID count are told on every run, also when the
+    lake serves the file without reading it."""
+    import openpyxl
+
+    folder = tmp_path / "landing"
+    folder.mkdir()
+    book = openpyxl.Workbook()
+    book.active.title = "说明"
+    book.active.append(["本表为死亡信息"])
+    sheet = book.create_sheet("1月")
+    sheet.append(["身份证号", "死亡日期", "数据来源"])
+    sheet.append(["11010519491231002X", "2024-01-01", "公安"])
+    sheet.append(["1.10105E+17", "2024-01-02", "公安"])
+    for i in range(30):
+        sheet.append(["11010519491231002X", f"2024-02-{i % 28 + 1:02d}", "民政"])
+    book.save(folder / "deaths.xlsx")
+    out = tmp_path / "out"
+    for attempt in range(2):
+        ctx = _ctx(folder, out)
+        [f] = stages.ingest_stage(ctx)["deaths"].files
+        assert ctx.files_read == ([str(folder / "deaths.xlsx")] if attempt == 0 else [])
+        assert f.ids_damaged_by_number == 1
+        assert any("'说明'" in n for n in ctx.notes)
+        assert any("deaths.xlsx: 1 rows quarantined (id_damaged_by_number)" in n for n in ctx.notes)

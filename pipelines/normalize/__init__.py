@@ -33,7 +33,10 @@ __all__ = [
 ]
 
 # Quarantine reason code for a present value of each type that does not parse.
+ID_DAMAGED = "id_damaged_by_number"
 REASON_CODES: dict[ValueType, str] = {
+    ValueType.person_id: ID_DAMAGED,
+    ValueType.firm_id: ID_DAMAGED,
     ValueType.date: "unparseable_date",
     ValueType.period: "unparseable_period",
     ValueType.money: "unparseable_money",
@@ -51,8 +54,8 @@ class Normalised:
     """What one contract column becomes.
 
     ``expr`` is one struct expression with a field per warehouse column (named as in the warehouse)
-    plus ``_present`` (the raw value is not blank) and ``_failed`` (present but unparseable; always
-    False for IDs, which are kept and marked invalid). ``outputs`` lists the warehouse columns in
+    plus ``_present`` (the raw value is not blank) and ``_failed`` (present but unparseable; for IDs
+    only when damaged by a number — an ID with a wrong checksum is kept and marked invalid). ``outputs`` lists the warehouse columns in
     order. ``reason_code`` is the quarantine code used when ``failed``.
     """
 
@@ -83,32 +86,43 @@ def _value(col: Column, text_: pl.Expr, excel_serial: bool) -> pl.Expr:
     return text_
 
 
-def normalize_column(col: Column, raw: pl.Expr, excel_serial: bool = False) -> Normalised:
+def normalize_column(col: Column, raw: pl.Expr, excel_serial: bool = False,
+                     number: pl.Expr | None = None) -> Normalised:
     """The warehouse columns for contract column ``col`` computed from its raw text ``raw``.
 
     ``excel_serial`` lets date/period columns accept Excel serial day numbers (XLSX sources only).
+    ``number`` (ID columns) is True where the reader saw the cell as a number (a numeric XLSX cell,
+    a Parquet float): such an ID, like one whose text shows a number's marks (``4.20113E+17``,
+    ``…000.0``), fails with ``id_damaged_by_number``.
     """
     name = col.name
     first = {"_c": clean(raw)}
     if col.type is ValueType.name:
         first["_raw"] = raw.cast(pl.String)
-    if col.type is ValueType.person_id:
-        derived = {"_p": person_id_from_clean(f("_c"))}
-        fields = {name: f("_p").struct.field("value"), f"{name}_valid": f("_p").struct.field("valid"),
-                  f"{name}_birth_date": f("_p").struct.field("birth_date"),
-                  f"{name}_gender": f("_p").struct.field("gender")}
-    elif col.type is ValueType.firm_id:
-        derived = {"_p": firm_id_from_clean(f("_c"))}
+    is_id = col.type in (ValueType.person_id, ValueType.firm_id)
+    if is_id:
+        parts = person_id_from_clean if col.type is ValueType.person_id else firm_id_from_clean
+        damaged = ids.damaged_by_number_from_clean(f("_c"))
+        if number is not None:
+            damaged = damaged | (number.fill_null(False) & f("_c").is_not_null())
+        derived = {"_p": parts(f("_c")), "_dmg": damaged.fill_null(False)}
         fields = {name: f("_p").struct.field("value"), f"{name}_valid": f("_p").struct.field("valid")}
+        if col.type is ValueType.person_id:
+            fields |= {f"{name}_birth_date": f("_p").struct.field("birth_date"),
+                       f"{name}_gender": f("_p").struct.field("gender")}
     else:
         derived = {"_v": _value(col, f("_c"), excel_serial)}
         fields = {name: f("_v")}
         if col.type is ValueType.name:
             fields[f"{name}_raw"] = pl.when(f("_c").is_not_null()).then(f("_raw"))
     code = REASON_CODES.get(col.type)
-    present = f("_c").is_not_null()
-    failed = (present & f(name).is_null()) if code else pl.lit(False)
-    expr = stepwise(first, derived, {**fields, "_present": present}, {"_failed": failed})
+    if is_id:  # present: an ID is left once the spreadsheet marks are off (a lone "'" is blank)
+        present = f(name).is_not_null() | f("_dmg")
+        failed = f("_dmg")
+    else:
+        present = f("_c").is_not_null()
+        failed = (present & f(name).is_null()) if code else pl.lit(False)
+    expr = stepwise(first, derived, fields, {"_present": present, "_failed": failed})
     return Normalised(name, expr, list(fields), code)
 
 

@@ -1,7 +1,14 @@
 """Vectorised normalisers for identifiers: citizen ID numbers (GB 11643) and unified social
 credit codes (USCC, GB 32100-2015).
 
-An ID with a wrong checksum is evidence, not noise: it is kept as given (after NFKC, trim,
+IDs arrive as users' files carry them (docs/spec/extracts.md, "person ID"): full-width digits,
+spaces grouping the digits, zero-width characters, and the spreadsheet tricks that keep an ID from
+being read as a number (a leading apostrophe ``'110105…``, a ``="110105…"`` wrapper, a leading
+tab). :func:`id_text_from_clean` takes all of that off. An ID that went through a number
+(``4.20113E+17``, ``420113194901010000.0``) cannot be recovered: :func:`damaged_by_number` finds
+it, and ingest quarantines the row (``id_damaged_by_number``) instead of loading some other ID.
+
+An ID with a wrong checksum is evidence, not noise: it is kept as given (after the above and
 upper-case) and only marked invalid.
 """
 
@@ -21,11 +28,49 @@ USCC_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
 
 f = pl.field
 
+# Characters that are never part of an ID: whitespace of every kind (inner spaces grouping the
+# digits, the leading tab that keeps Excel from reading the cell as a number) and zero-width ones
+# (ZWSP/ZWNJ/ZWJ, LRM/RLM, word joiner, BOM, soft hyphen).
+_ID_NOISE = r"[\s\x{200B}-\x{200F}\x{2060}\x{FEFF}\x{00AD}]"
+# ="110105…" (a formula returning the ID as text) and a leading apostrophe (Excel's text marker;
+# also its typographic forms).
+_ID_FORMULA = r'^="(.*)"$'
+_ID_APOSTROPHE = r"^['\x{2018}\x{2019}`]"
+# What a number did to an ID: scientific notation (4.20113E+17) or a decimal point (….0).
+_ID_NUMBER = r"^[+-]?\d+(?:\.\d*)?E[+-]?\d+$|^\d+\.\d*$"
+
+
+def id_text_from_clean(text_: pl.Expr) -> pl.Expr:
+    """The ID characters of text already passed through ``clean``: noise characters removed, the
+    ``="…"`` wrapper and a leading apostrophe taken off; upper-cased; blank → NULL."""
+    # Most IDs are plain letters and digits: only the others go through the regexes (string
+    # functions skip NULLs cheaply).
+    plain = text_.str.contains(r"^[0-9A-Za-z]*$")
+    odd = pl.when(~plain).then(text_)
+    steps = stepwise(
+        {"t": odd.str.replace_all(_ID_NOISE, "")},
+        {"t": f("t").str.replace(_ID_FORMULA, "$1")},
+        {"t": f("t").str.replace_all(_ID_NOISE, "").str.replace(_ID_APOSTROPHE, "")},
+        {"t": pl.when(f("t").str.len_bytes() > 0).then(f("t"))},
+    )
+    return pl.when(plain).then(text_).otherwise(steps.struct.field("t")).str.to_uppercase()
+
+
+def damaged_by_number_from_clean(text_: pl.Expr) -> pl.Expr:
+    """True where the ID text shows it went through a number (``4.20113E+17``, ``…000.0``): its
+    digits are lost. NULL for blank input."""
+    return id_text_from_clean(text_).str.contains(_ID_NUMBER)
+
+
+def damaged_by_number(raw: pl.Expr) -> pl.Expr:
+    """:func:`damaged_by_number_from_clean` on raw text."""
+    return damaged_by_number_from_clean(clean(raw)).name.keep()
+
 
 def person_id_from_clean(text_: pl.Expr) -> pl.Expr:
     """:func:`person_id_parts` on text already passed through ``clean``."""
     parts = stepwise(
-        {"g": text_.str.to_uppercase()},
+        {"g": id_text_from_clean(text_)},
         {"is18": f("g").str.contains(r"^\d{17}[\dX]$"), "is15": f("g").str.contains(r"^\d{15}$")},
         {"body": pl.when(f("is18")).then(f("g").str.slice(0, 17)).when(f("is15")).then(
             pl.concat_str([f("g").str.slice(0, 6), pl.lit("19"), f("g").str.slice(6, 9)]))},
@@ -64,7 +109,7 @@ def person_id_parts(raw: pl.Expr) -> pl.Expr:
 
 
 def person_id(raw: pl.Expr) -> pl.Expr:
-    """Canonical 18-char citizen ID (an invalid one as given after NFKC/trim/upper)."""
+    """Canonical 18-char citizen ID (an invalid one as given after NFKC, spreadsheet forms, upper)."""
     return person_id_parts(raw).struct.field("value").name.keep()
 
 
@@ -82,7 +127,7 @@ def firm_id_from_clean(text_: pl.Expr) -> pl.Expr:
             - (b36 > 31).cast(pl.Int64)
 
     parts = stepwise(
-        {"g": text_.str.to_uppercase()},
+        {"g": id_text_from_clean(text_)},
         {"ok": f("g").str.contains(r"^[0-9A-HJ-NPQRTUWXY]{18}$"),
          "total": pl.sum_horizontal([value_at(i) * weight for i, weight in enumerate(USCC_WEIGHTS)]),
          "given_check": value_at(17)},

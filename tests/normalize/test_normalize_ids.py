@@ -62,7 +62,7 @@ def test_impossible_birth_date_is_invalid_even_with_right_check_character():
     assert row["value"] == body + check and row["valid"] is False and row["birth_date"] is None
 
 
-@pytest.mark.parametrize("given", ["ABC", "1101051949123100", "11010519491231002XX", "1101051949123100Y2", "11010519491231 002X"])
+@pytest.mark.parametrize("given", ["ABC", "1101051949123100", "11010519491231002XX", "1101051949123100Y2", "11010519491231-002X"])
 def test_malformed_ids_are_kept_upper_cased_and_invalid(given):
     [row] = parts([given])
     assert row["value"] == given.upper() and row["valid"] is False
@@ -157,3 +157,54 @@ def test_check_character_matches_the_weighted_sum_on_random_bodies():
     wrong = [r[:17] + ("0" if r[17] != "0" else "1") for r in right]
     valid = pl.DataFrame({"raw": right + wrong}).select(person_id_valid(pl.col("raw")))["raw"].to_list()
     assert valid == [True] * len(right) + [False] * len(wrong)
+
+
+# ----------------------------------------------------------------------------- IDs as users' files carry them
+
+SPREADSHEET_FORMS = [
+    "'11010519491231002X",            # Excel's text marker
+    '="11010519491231002X"',          # a formula returning the text
+    "\t11010519491231002X",           # a leading tab
+    "110105 19491231 002X",           # digits grouped by spaces
+    "110105\u00a019491231\u3000002x",  # no-break and ideographic spaces
+    "1101051949\u200b1231002X",       # a zero-width space
+    "\ufeff11010519491231002X\u200d",  # BOM and zero-width joiner
+    "１１０１０５１９４９１２３１００２Ｘ",  # full-width digits
+    "\u2019110105491231002",          # typographic apostrophe before a 15-digit ID
+]
+
+
+@pytest.mark.parametrize("given", SPREADSHEET_FORMS)
+def test_spreadsheet_text_forms_are_recovered(given):
+    [row] = parts([given])
+    assert row == {"value": "11010519491231002X", "valid": True, "birth_date": dt.date(1949, 12, 31), "gender": "女"}
+
+
+def test_recovered_invalid_id_is_still_kept_and_marked_invalid():
+    # near miss: the wrapper comes off, the wrong check character stays
+    [row] = parts(['="110105194912310021"'])
+    assert row["value"] == "110105194912310021" and row["valid"] is False
+
+
+@pytest.mark.parametrize("given", ["'", '=""', "\u200b", "\t"])
+def test_only_spreadsheet_marks_is_blank(given):
+    assert parts([given]) == [{"value": None, "valid": None, "birth_date": None, "gender": None}]
+
+
+@pytest.mark.parametrize("given, damaged", [
+    ("4.20113E+17", True), ("4.20113e+17", True), ("4.2011319490101E17", True), ("420113194901010000.0", True),
+    ("420113194901010000.", True), ("４．２０１１３Ｅ＋１７", True),
+    # near misses: IDs, not numbers
+    ("420113194901010012", False), ("42011319490101001X", False), ("'420113194901010012", False),
+    ("420113-19490101-0012", False), ("E420113", False), (None, None), ("", None),
+])
+def test_ids_that_went_through_a_number_are_recognised(given, damaged):
+    from pipelines.normalize.ids import damaged_by_number
+
+    frame = pl.DataFrame({"raw": [given]}, schema={"raw": pl.String})
+    assert frame.select(damaged_by_number(pl.col("raw"))).item() is damaged
+
+
+def test_uscc_spreadsheet_forms_are_recovered():
+    rows = parts(["'91350100M000100Y43", '="91350100M000100Y43"', "9135 0100 M000 100Y 43"], fn=firm_id_parts)
+    assert [r["value"] for r in rows] == ["91350100M000100Y43"] * 3 and all(r["valid"] for r in rows)
