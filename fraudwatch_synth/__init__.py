@@ -4,7 +4,7 @@ fraud cases, near misses and the exact ground truth a correct run must report.
 Layout: `population` (people, IDs, names, calendar), `cases` (planted person cases),
 `background` (everyone else, clean by construction), `firms` (refunds and transfers),
 `truth` (ground truth), `identity` / `identity_truth` (one person behind several IDs, death
-records under broken IDs), `extracts` (canonical frames), `messy` and `writer` (files)."""
+records under broken IDs), `outsiders` (deaths of people outside the payroll: namesakes), `extracts` (canonical frames), `messy` and `writer` (files)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from fraudwatch_synth.background import plant_background
 from fraudwatch_synth.cases import MIN_MONTHS, Ctx, cases_per_kind, plant_persons
 from fraudwatch_synth.firms import DEADLINE_DAYS, build_firms
 from fraudwatch_synth.identity_truth import identity_truth
+from fraudwatch_synth.outsiders import outsider_deaths
 from fraudwatch_synth.plan import Plan
 from fraudwatch_synth.population import Calendar, build_population
 from fraudwatch_synth.truth import ground_truth
@@ -92,7 +93,7 @@ def generate(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     _clear(out)
-    streams = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(5)]
+    streams = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(6)]
     cal = Calendar.from_period(start_period, months)
     pop = build_population(streams[0], persons)
     plan = Plan()
@@ -102,6 +103,7 @@ def generate(
     gt, near = ground_truth(pop, cal, plan, firms)
     gt_identity, near_identity, variants, identity_facts = identity_truth(pop, cal, plan)
     extracts.apply_names(pop, plan)
+    outsiders = outsider_deaths(streams[5], pop, cal)
 
     writer = ExtractWriter(out, fmt, messy, load_contracts(), streams[4])
     book = extracts.pension_book(pop, plan)
@@ -109,7 +111,7 @@ def generate(
         writer.write("pension_payments", extracts.pension_month(book, cal, m),
                      f"pension_payments_{cal.period_text(m).replace('-', '')}")
     del book
-    writer.write("deaths", extracts.deaths(pop, plan))
+    writer.write("deaths", extracts.deaths(pop, plan, outsiders))
     writer.write("household", extracts.household(pop, plan))
     writer.write("prisoners", extracts.prisoners(pop, plan))
     writer.write("subsidy_payments", extracts.subsidy_payments(pop, cal, plan))
@@ -139,7 +141,7 @@ def generate(
         "cases_per_kind": cases_per_kind(persons),
         "rows": writer.rows, "planted_bad_rows": len(bad), "ground_truth": cases, "near_misses": len(near),
         "ground_truth_identity": identity_cases, "near_misses_identity": len(near_identity),
-        "identity": identity_facts,
+        "identity": identity_facts, "outsider_deaths": len(outsiders),
     }
     if payroll is not None:
         meta["payroll_next"] = {"file": payroll.payroll.name, "period": payroll.period, "rows": payroll.rows,

@@ -105,8 +105,9 @@ def subsidy_payments(pop: Population, cal: Calendar, plan: Plan) -> pl.DataFrame
     )
 
 
-def deaths(pop: Population, plan: Plan) -> pl.DataFrame:
-    """The deaths extract (police / civil affairs / health records)."""
+def deaths(pop: Population, plan: Plan, outsiders: pl.DataFrame | None = None) -> pl.DataFrame:
+    """The deaths extract (police / civil affairs / health records), with the deaths of people outside
+    the population (``outsiders.py``) when given."""
     d = plan.deaths.frame()
     df = d.select(
         person_id=pop.ids.gather(d["person"]), name=pop.names.gather(d["person"]),
@@ -120,6 +121,12 @@ def deaths(pop: Population, plan: Plan) -> pl.DataFrame:
             "person_id", "name", death_date=pl.col("date").dt.to_string("%Y-%m-%d"),
             source=pl.Series(ref.DEATH_SOURCES).gather(v["source"]),
             prefix=pl.Series(["GA", "MZ", "WJ"]).gather(v["source"]),
+        )])
+    if outsiders is not None and len(outsiders):
+        df = pl.concat([df, outsiders.select(
+            "person_id", "name", death_date=pl.col("date").dt.to_string("%Y-%m-%d"),
+            source=pl.Series(ref.DEATH_SOURCES).gather(outsiders["source"]),
+            prefix=pl.Series(["GA", "MZ", "WJ"]).gather(outsiders["source"]),
         )])
     df = df.sort("death_date", "source", "person_id")
     return df.select(

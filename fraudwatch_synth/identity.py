@@ -14,7 +14,8 @@ characters), ``di_bad_check_homophone`` (wrong check character, homophone name),
 Positives (paid_after_death_weak_match): the pensioner died and the only death record carries
 ``wd_bad_check`` (wrong check character), ``wd_typo_trad`` (one digit wrong, traditional name),
 ``wd_garbled`` (two digits wrong) or ``wd_unknown_valid`` (a valid ID nobody else has).
-Near misses: twins in one household (same birth date, homophone or similar names, valid IDs one
+Near misses: a namesake born the same day with a valid ID of a far region dies (another person),
+a death record whose gender digit contradicts the payee's, twins in one household (same birth date, homophone or similar names, valid IDs one
 digit apart; one dies under an ID with a wrong check character), two registered namesakes with a
 common name born the same day in neighbouring regions (IDs one digit apart; a third, unpaid
 namesake dies under a broken ID), and IDs whose one wrong digit changes the birth date (a
@@ -433,11 +434,38 @@ def nm_death_id_birth_differs(c: Ctx, p: np.ndarray) -> None:
     _near(c, "death_id_birth_differs", p, PAD)
 
 
+def nm_namesake_died(c: Ctx, p: np.ndarray) -> None:
+    """The pensioner is alive and paid; a namesake born the same day, of the same gender, registered in
+    a region two or more digits away (so the valid ID differs in several digits), neither paid nor in
+    the household extract, dies. A valid ID more than one typo away is another person (suspects.md)."""
+    c.pension(p, 0, c.cal.last)
+    region = _far_region(c.pop.region[p], c.pop.region[p], c.rng)
+    seq = c.rng.integers(0, 500, len(p)) * 2 + c.pop.male[p].astype(np.int64)  # same gender digit
+    mat = person_id_matrix(region, c.pop.birth[p], seq)
+    v = add_variants(c, "namesake_died", p, mat, c.pop.names.gather(p), "death")
+    c.plan.variant_deaths.add(variant=v, date=c.cal.day_in(c.between(0, c.cal.last - 1, len(p)), c.rng),
+                              source=c.rng.integers(0, 3, len(p)))
+    _near(c, "namesake_died", p, PAD)
+
+
+def nm_death_gender_differs(c: Ctx, p: np.ndarray) -> None:
+    """The pensioner is alive and paid; a death record carries the name, the birth date and the ID with
+    its 17th (gender) digit changed to the other parity (the checksum then fails): gender contradicts."""
+    c.pension(p, 0, c.cal.last)
+    mat = id_matrix(c.pop.ids.gather(p))
+    digit = (mat[:, 16] - ZERO).astype(np.int64)
+    mat[:, 16] = (digit + 2 * c.rng.integers(0, 5, len(p)) + 1) % 10 + ZERO  # odd step: other parity
+    v = add_variants(c, "death_gender_differs", p, mat, c.pop.names.gather(p), "death")
+    c.plan.variant_deaths.add(variant=v, date=c.cal.day_in(c.between(0, c.cal.last - 1, len(p)), c.rng),
+                              source=c.rng.integers(0, 3, len(p)))
+    _near(c, "death_gender_differs", p, PAD)
+
+
 # Kinds that file death records under broken IDs: planted at least once rather than twice, so that a
 # small population keeps a realistic share of valid IDs among death records (the deaths data
 # contract asks for 80 %); from 6,667 persons on every kind gets the same number of cases.
 SPARSE_KINDS = frozenset({"wd_bad_check", "wd_typo_trad", "wd_garbled", "nm_twins", "nm_common_name",
-                          "nm_death_id_birth_differs"})
+                          "nm_death_id_birth_differs", "nm_death_gender_differs"})
 
 IDENTITY_KINDS: dict[str, tuple[Callable[["Ctx", np.ndarray], None], int]] = {
     "di_substitution": (di_substitution, 1),
@@ -452,4 +480,6 @@ IDENTITY_KINDS: dict[str, tuple[Callable[["Ctx", np.ndarray], None], int]] = {
     "nm_common_name": (nm_common_name, 2),
     "nm_id_typo_birth_digits": (nm_id_typo_birth_digits, 1),
     "nm_death_id_birth_differs": (nm_death_id_birth_differs, 1),
+    "nm_namesake_died": (nm_namesake_died, 1),
+    "nm_death_gender_differs": (nm_death_gender_differs, 1),
 }

@@ -12,10 +12,12 @@ independently recomputed truth:
 duplicate_identity: the person's own ID is canonical (valid, registered, paid from the first
 month); the payments under the variant ID in the months both IDs are paid are at risk.
 
-Weak death matches follow the spec literally: a death record whose ID is invalid, or valid but
-neither paid nor registered, is matched when exactly one pension payee with a valid ID has the
-same name (in simplified characters) and birth date; pension paid to that payee for periods after
-the death month is at risk (the payee has no exact death record by construction).
+Weak death matches follow the spec literally: a death record whose ID is not paid, and is invalid,
+or valid, unregistered and one typo from the payee's (one body digit changed, or two
+adjacent body digits swapped), is matched when exactly one pension payee with a valid ID has the
+same name (in simplified characters) and birth date and no contradicting gender digit; pension paid
+to that payee for periods after the death month is at risk (the payee has no exact death record by
+construction).
 """
 
 from __future__ import annotations
@@ -98,11 +100,15 @@ def weak_death_rows(pop: Population, cal: Calendar, plan: Plan, variants: pl.Dat
                                 birth=_embedded_birth(forged["person_id"]), person="person")
     paid = pl.concat([real, forged_keys.cast(real.schema)])
     registered = set(pop.ids.to_list())
-    paid_ids = set(paid["paid_id"].to_list())
+    paid_ids = set(paid["paid_id"].to_list()) | set(
+        variants.join(plan.variant_pension.frame().select("variant").unique(), on="variant")["person_id"].to_list())
     deaths = plan.variant_deaths.frame().join(variants, on="variant")
-    eligible = deaths.filter(~pl.col("valid") | ~pl.col("person_id").is_in(pl.Series(sorted(registered | paid_ids)).implode()))
+    eligible = deaths.filter(~pl.col("person_id").is_in(pl.Series(sorted(paid_ids)).implode())
+                             & (~pl.col("valid") | ~pl.col("person_id").is_in(pl.Series(sorted(registered)).implode())))
     keyed = eligible.with_columns(name_s=_simplified(eligible["name"]), birth=_embedded_birth(eligible["person_id"]))
     hits = keyed.join(paid.select("name_s", "birth", "paid_id", match="person"), on=["name_s", "birth"])
+    hits = hits.filter(pl.lit(_no_gender_contradiction(hits["person_id"], hits["paid_id"]))
+                       & (~pl.col("valid") | pl.lit(_one_typo(hits["person_id"], hits["paid_id"]))))
     counts = hits.group_by("variant").agg(n=pl.col("paid_id").n_unique(), match=pl.col("match").first())
     ambiguous = int((counts["n"] > 1).sum())
     matched = (keyed.join(counts.filter(pl.col("n") == 1), on="variant")
@@ -121,6 +127,23 @@ def weak_death_rows(pop: Population, cal: Calendar, plan: Plan, variants: pl.Dat
     summary = _summarise(after.select("person", "region", "fen", "period"), PAD)
     kinds = matched.select(person="match", kind="kind")
     return _finish(summary.join(kinds, on="person"), pop, cal, PAD, WEAK_RULE, "medium"), ambiguous
+
+
+def _no_gender_contradiction(a: pl.Series, b: pl.Series) -> pl.Series:
+    """False where both 17th characters are digits of different parity."""
+    x = a.str.slice(16, 1).cast(pl.Int64, strict=False) % 2
+    y = b.str.slice(16, 1).cast(pl.Int64, strict=False) % 2
+    return (x.is_null() | y.is_null() | (x == y)).fill_null(True)
+
+
+def _one_typo(a: pl.Series, b: pl.Series) -> pl.Series:
+    """True where the 17-character bodies differ in exactly one position, or in two adjacent positions
+    holding swapped characters (suspects.md: one digit changed, or two adjacent digits swapped)."""
+    out = []
+    for x, y in zip(a.to_list(), b.to_list()):
+        d = [i for i in range(17) if x[i:i + 1] != y[i:i + 1]]
+        out.append(len(d) == 1 or (len(d) == 2 and d[1] == d[0] + 1 and x[d[0]] == y[d[1]] and x[d[1]] == y[d[0]]))
+    return pl.Series(out, dtype=pl.Boolean)
 
 
 def identity_truth(pop: Population, cal: Calendar, plan: Plan) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, dict]:

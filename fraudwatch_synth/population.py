@@ -100,8 +100,19 @@ def _names(rng: np.random.Generator, male: np.ndarray, minority: np.ndarray) -> 
 
     two = pl.Series(rng.random(n) < 0.7)  # most given names have two characters
     first, second = given(), given()
+    # a share of the generation's very common two-character names (秀英, 建国, …), Zipf-weighted
+    common = rng.random(n) < ref.GIVEN_COMMON_SHARE
+
+    def zipf(names: list[str]) -> pl.Series:
+        weights = np.arange(1, len(names) + 1, dtype=np.float64) ** -0.8
+        return pl.Series(names).gather(rng.choice(len(names), n, p=weights / weights.sum()))
+
+    common_m, common_f = zipf(ref.GIVEN_COMMON_MALE), zipf(ref.GIVEN_COMMON_FEMALE)
     han = pl.select(
-        pl.concat_str([pl.lit(surname), pl.lit(first), pl.when(pl.lit(two)).then(pl.lit(second)).otherwise(pl.lit(""))])
+        pl.when(pl.lit(common)).then(pl.concat_str([pl.lit(surname), pl.when(pl.lit(male)).then(pl.lit(common_m))
+                                                    .otherwise(pl.lit(common_f))]))
+        .otherwise(pl.concat_str([pl.lit(surname), pl.lit(first),
+                                  pl.when(pl.lit(two)).then(pl.lit(second)).otherwise(pl.lit(""))]))
     ).to_series()
     own_m = pl.Series(ref.MINORITY_MALE).gather(rng.integers(0, len(ref.MINORITY_MALE), n))
     own_f = pl.Series(ref.MINORITY_FEMALE).gather(rng.integers(0, len(ref.MINORITY_FEMALE), n))

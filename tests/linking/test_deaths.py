@@ -7,7 +7,7 @@ from linkhelpers import NS1, NS2, ZHANG, ZHANG_BAD_CHECK, ZHANG_BIRTH_TYPO, ZHAN
 
 def matches(con) -> list[dict]:
     return rows(con, "SELECT death_person_id, status, matched_person_id, candidate_count, candidate_ids, name_level, "
-                     "id_level, death_id_problem, link_score FROM death_matches ORDER BY ALL")
+                     "id_level, death_id_problem, link_score, match_basis FROM death_matches ORDER BY ALL")
 
 
 def test_wrong_check_character_matches_the_payee(link):
@@ -25,10 +25,30 @@ def test_traditional_name_matches_and_says_so(link):
 
 
 def test_unrelated_broken_id_matches_by_name_and_birth_only(link):
-    garbled = "120201195003150213"  # two wrong digits and a wrong checksum, birth digits intact
+    garbled = "120201195003150214"  # two wrong digits and a wrong checksum, birth digits intact
     con, _ = link({"pension_payments": [pay(ZHANG, "张三")], "deaths": [death(garbled, "张三")]})
     [m] = matches(con)
-    assert m["matched_person_id"] == ZHANG and m["id_level"] == "none"
+    assert m["matched_person_id"] == ZHANG and m["id_level"] == "none" and m["match_basis"] == "invalid_id"
+
+
+def test_a_valid_id_more_than_one_typo_away_is_another_person(link):
+    """Near miss: 120201195003150213 is valid (two digits from 张三's): a namesake born the same day."""
+    con, _ = link({"pension_payments": [pay(ZHANG, "张三")], "deaths": [death("120201195003150213", "张三")]})
+    assert matches(con) == []
+
+
+def test_valid_unregistered_id_one_digit_or_one_swap_away_matches_and_says_which(link):
+    one_digit, swapped = valid("11010119500315003"), valid("10110119500315001")
+    con, _ = link({"pension_payments": [pay(ZHANG, "张三")],
+                   "deaths": [death(one_digit, "张三"), death(swapped, "张三", "2024-02-02")]})
+    assert [(m["death_person_id"], m["matched_person_id"], m["match_basis"]) for m in matches(con)] == sorted(
+        [(one_digit, ZHANG, "one_digit"), (swapped, ZHANG, "adjacent_swap")])
+
+
+def test_a_contradicting_gender_digit_is_never_matched(link):
+    """Near miss: the record's ID is ZHANG's with the 17th digit 1 → 2 (invalid, female)."""
+    con, _ = link({"pension_payments": [pay(ZHANG, "张三")], "deaths": [death("110101195003150023", "张三")]})
+    assert matches(con) == []
 
 
 def test_valid_unknown_id_is_eligible_but_a_registered_one_is_not(link):
@@ -48,7 +68,7 @@ def test_paid_valid_death_id_is_an_exact_record_not_a_weak_one(link):
 
 
 def test_two_candidates_are_ambiguous(link):
-    broken = "320102194806200015"
+    broken = "320102194806200025"  # invalid; gender digit 2 as the two women's
     con, result = link({"pension_payments": [pay(NS1, "王伟"), pay(NS2, "王伟")], "deaths": [death(broken, "王伟")]})
     [m] = matches(con)
     assert m["status"] == "ambiguous" and m["matched_person_id"] is None and m["candidate_count"] == 2

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import date
 
+import json
+
 import duckdb
 import polars as pl
 import pytest
@@ -37,7 +39,7 @@ def test_files_and_schema(clean_csv):
     assert (gt["amount_at_risk"] > 0).all()
     near = f["near_misses_identity.parquet"]
     assert set(near["kind"]) == {"twins_in_one_household", "common_name_same_birthday", "id_typo_in_birth_digits",
-                                 "death_id_birth_differs"}
+                                 "death_id_birth_differs", "namesake_died", "death_gender_differs"}
     assert set(near["category_it_must_not_fire"]) == {"duplicate_identity", "paid_after_death"}
 
 
@@ -172,12 +174,19 @@ exact_dead AS (SELECT DISTINCT canon(person_id) AS id FROM deaths WHERE ok(canon
                UNION SELECT DISTINCT canon(person_id) FROM household WHERE cancel_reason = '死亡'),
 eligible AS (
     SELECT upper(person_id) AS id, t2s(name) AS name, CAST(death_date AS DATE) AS death_date,
-           try_strptime(substr(upper(person_id), 7, 8), '%Y%m%d')::DATE AS birth
+           try_strptime(substr(upper(person_id), 7, 8), '%Y%m%d')::DATE AS birth, ok(upper(person_id)) AS valid
     FROM deaths
-    WHERE NOT ok(upper(person_id))
-       OR (upper(person_id) NOT IN (SELECT id FROM paid) AND upper(person_id) NOT IN (SELECT id FROM registered))),
-cands AS (SELECT e.id AS death_id, e.death_date, k.id AS match
-          FROM eligible AS e JOIN paid_keys AS k ON k.name = e.name AND k.birth = e.birth),
+    WHERE upper(person_id) NOT IN (SELECT id FROM paid)
+      AND (NOT ok(upper(person_id)) OR upper(person_id) NOT IN (SELECT id FROM registered))),
+pairs AS (SELECT e.*, k.id AS match,
+                 list_filter(range(1, 18), lambda i: substr(e.id, i, 1) <> substr(k.id, i, 1)) AS d
+          FROM eligible AS e JOIN paid_keys AS k ON k.name = e.name AND k.birth = e.birth
+          WHERE TRY_CAST(substr(e.id, 17, 1) AS INT) % 2 IS NOT DISTINCT FROM TRY_CAST(substr(k.id, 17, 1) AS INT) % 2
+             OR TRY_CAST(substr(e.id, 17, 1) AS INT) IS NULL),
+cands AS (SELECT id AS death_id, death_date, match FROM pairs
+          WHERE NOT valid OR len(d) = 1
+             OR (len(d) = 2 AND d[2] = d[1] + 1 AND substr(id, d[1], 1) = substr(match, d[2], 1)
+                 AND substr(id, d[2], 1) = substr(match, d[1], 1))),
 matched AS (SELECT death_id, any_value(death_date) AS death_date, any_value(match) AS match
             FROM cands GROUP BY death_id HAVING count(DISTINCT match) = 1),
 dead AS (SELECT match, strftime(min(death_date), '%Y-%m') AS death_month FROM matched
@@ -263,4 +272,25 @@ def test_small_populations_keep_death_ids_mostly_valid(tmp_path, persons):
     generate(persons, 6, 3, tmp_path)
     deaths = pl.read_csv(tmp_path / "deaths.csv", infer_schema=False)
     share = sum(id_ok(x) for x in deaths["person_id"]) / deaths.height
-    assert share >= 0.85, share
+    assert share >= 0.82, share  # the contract needs 0.80
+
+
+def test_new_death_near_misses_and_outsiders(clean_csv):
+    """A namesake with a valid ID of a far region, and a death record whose gender digit contradicts,
+    are planted and never expected; the deaths of people outside the payroll are valid IDs that
+    nobody else has."""
+    namesakes = variants(clean_csv, "namesake_died")
+    assert namesakes.height >= 1 and namesakes["variant_valid"].all()
+    for dead, alive in namesakes.select("variant_id", "person_id").iter_rows():
+        assert len(_diff(dead[:6], alive[:6])) >= 2 and dead[6:14] == alive[6:14]
+        assert int(dead[16]) % 2 == int(alive[16]) % 2
+    flipped = variants(clean_csv, "death_gender_differs")
+    assert flipped.height >= 1 and not flipped["variant_valid"].any()
+    for dead, alive in flipped.select("variant_id", "person_id").iter_rows():
+        assert dead[:16] == alive[:16] and int(dead[16]) % 2 != int(alive[16]) % 2
+    deaths = pl.read_csv(clean_csv / "deaths.csv", infer_schema=False)
+    known = set(_household(clean_csv)["person_id"]) | set(variants(clean_csv)["variant_id"])
+    outsiders = deaths.filter(~pl.col("person_id").is_in(sorted(known)))
+    meta = json.loads((clean_csv / "synth_meta.json").read_text())
+    assert outsiders.height == meta["outsider_deaths"] > 0
+    assert all(id_ok(x) for x in outsiders["person_id"])
