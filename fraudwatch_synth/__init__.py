@@ -23,6 +23,7 @@ from fraudwatch_synth.background import plant_background
 from fraudwatch_synth.cases import MIN_MONTHS, Ctx, cases_per_kind, plant_persons
 from fraudwatch_synth.firms import DEADLINE_DAYS, build_firms
 from fraudwatch_synth.identity_truth import identity_truth
+from fraudwatch_synth.invalid_ids import invalidate_ids
 from fraudwatch_synth.outsiders import outsider_deaths
 from fraudwatch_synth.plan import Plan
 from fraudwatch_synth.population import Calendar, build_population
@@ -100,6 +101,7 @@ def generate(
     planted = plant_persons(Ctx(streams[1], cal, pop, plan))
     plant_background(Ctx(streams[2], cal, pop, plan), planted)
     firms = build_firms(Ctx(streams[3], cal, pop, plan))
+    invalid = invalidate_ids(Ctx(streams[5], cal, pop, plan))
     gt, near = ground_truth(pop, cal, plan, firms)
     gt_identity, near_identity, variants, identity_facts = identity_truth(pop, cal, plan)
     extracts.apply_names(pop, plan)
@@ -142,6 +144,7 @@ def generate(
         "rows": writer.rows, "planted_bad_rows": len(bad), "ground_truth": cases, "near_misses": len(near),
         "ground_truth_identity": identity_cases, "near_misses_identity": len(near_identity),
         "identity": identity_facts, "outsider_deaths": len(outsiders),
+        "invalid_id_subjects": sorted(pop.ids.gather(invalid).to_list()),
     }
     if payroll is not None:
         meta["payroll_next"] = {"file": payroll.payroll.name, "period": payroll.period, "rows": payroll.rows,

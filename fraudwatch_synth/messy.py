@@ -44,8 +44,13 @@ def person_id(s: pl.Series, rng: np.random.Generator) -> pl.Series:
     if len(idx):
         old = s.gather(idx)
         s = s.clone().scatter(idx, old.str.slice(0, 6) + old.str.slice(8, 9))
-    return _variants(s, rng, [0.97, 0.01, 0.01, 0.01],
-                     [None, lambda x: x.str.to_lowercase(), _full_width, lambda x: _cat(" ", x, " ")])
+    # and the spreadsheet text tricks real exports carry (suspects.md, extracts.md "person ID"):
+    # a leading apostrophe, a ="…" wrapper, a leading tab, digits grouped by spaces, a zero-width space
+    return _variants(s, rng, [0.96, 0.01, 0.01, 0.005, 0.003, 0.003, 0.003, 0.003, 0.003],
+                     [None, lambda x: x.str.to_lowercase(), _full_width, lambda x: _cat(" ", x, " "),
+                      lambda x: _cat("'", x), lambda x: _cat('="', x, '"'), lambda x: _cat("\t", x),
+                      lambda x: _cat(x.str.slice(0, 6), " ", x.str.slice(6, 8), " ", x.str.slice(14)),
+                      lambda x: _cat(x.str.slice(0, 10), "\u200b", x.str.slice(10))])
 
 
 def _checksum_ok(s: pl.Series) -> np.ndarray:
@@ -161,6 +166,7 @@ BAD_KINDS = {
     "missing_required": ("person_id", ""),
     "unparseable_period": ("period", None),  # year-13
     "unparseable_date": ("date", None),      # year-13-45
+    "id_damaged_by_number": ("person_id", None),  # the ID through a number: 4.20113E+17
 }
 
 
@@ -186,6 +192,8 @@ def bad_rows(df: pl.DataFrame, contract: Contract, rng: np.random.Generator, cou
             broken = pl.col(col).str.slice(0, 4) + pl.lit("-13")
         elif kind == "unparseable_date":
             broken = pl.col(col).str.slice(0, 4) + pl.lit("-13-45")
+        elif kind == "id_damaged_by_number":
+            broken = pl.col(col).str.slice(0, 1) + pl.lit(".") + pl.col(col).str.slice(1, 5) + pl.lit("E+17")
         else:
             broken = pl.lit(BAD_KINDS[kind][1])
         copies = copies.with_columns(pl.when(hit).then(broken).otherwise(pl.col(col)).alias(col))

@@ -31,8 +31,9 @@ FROM household
 WHERE status = '注销' AND cancel_reason = '死亡'
 
 -- view: person_deaths requires: death_records
--- Earliest death per valid canonical ID over all sources; `sources` and `record_ids` list every
--- record reporting the death (sorted, distinct), not only the earliest one.
+-- Earliest death per canonical ID (valid or not: the same invalid ID in two extracts is the same
+-- person) over all sources; `sources` and `record_ids` list every record reporting the death
+-- (sorted, distinct), not only the earliest one.
 SELECT
     person_id,
     min(death_date) AS death_date,
@@ -40,5 +41,5 @@ SELECT
     list_sort(list_distinct(list(source))) AS sources,
     coalesce(list_sort(list_distinct(list(record_id) FILTER (WHERE record_id IS NOT NULL))), []::VARCHAR[]) AS record_ids
 FROM death_records
-WHERE person_id_valid AND death_date IS NOT NULL
+WHERE person_id IS NOT NULL AND death_date IS NOT NULL
 GROUP BY person_id

@@ -24,8 +24,9 @@ def norm(kind: str, value: str, enum_aliases: dict[str, str]) -> str:
     v = unicodedata.normalize("NFKC", value).strip()
     if v == "":
         return ""
-    if kind == "person_id":
-        v = v.upper()
+    if kind == "person_id":  # the spreadsheet text forms of extracts.md, taken off independently
+        v = re.sub(r"[\s\u200b-\u200f\u2060\ufeff]", "", v)
+        v = re.sub(r'^="(.*)"$', r"\1", v).lstrip("'").upper()
         return upgrade(v) if len(v) == 15 else v
     if kind == "firm_id":
         return v.upper()
@@ -94,7 +95,8 @@ def test_planted_bad_rows_are_unreadable_where_recorded(messy_csv):
         value = rows[source_row - 1][[mapping[header_key(h)] for h in rows[0]].index(column)]
         expected = {"unparseable_money": lambda v: v == "abc", "missing_required": lambda v: v == "",
                     "unparseable_period": lambda v: v.endswith("-13"),
-                    "unparseable_date": lambda v: v.endswith("-13-45")}[reason]
+                    "unparseable_date": lambda v: v.endswith("-13-45"),
+                    "id_damaged_by_number": lambda v: re.fullmatch(r"\d\.\d{5}E\+17", v) is not None}[reason]
         assert expected(value), (file, source_row, column, value)
 
 
