@@ -125,14 +125,15 @@ def death_months(deaths, household):
         deaths[["person_id", "person_id_valid", "death_date"]],
         cancelled[["person_id", "person_id_valid", "cancel_date"]].rename(columns={"cancel_date": "death_date"}),
     ])
-    records = records[records["person_id_valid"] & records["death_date"].notna()]
+    # every ID, valid or not: an invalid ID is an identifier too (suspects.md)
+    records = records[records["person_id"].notna() & records["death_date"].notna()]
     first = records.groupby("person_id", as_index=False)["death_date"].min()
     first["death_month"] = month_start(first["death_date"])
     return first[["person_id", "death_month"]]
 
 
 def after_death(payments, deaths_by_month, category: str):
-    paid = payments[payments["person_id_valid"]].merge(deaths_by_month, on="person_id")
+    paid = payments.merge(deaths_by_month, on="person_id")
     paid = paid[paid["period"] > paid["death_month"]]
     per_month = paid.groupby(["person_id", "period"], as_index=False)["fen"].sum()
     per_month = per_month[per_month["fen"] > 0]
@@ -141,7 +142,7 @@ def after_death(payments, deaths_by_month, category: str):
 
 
 def cross_region(pay):
-    valid = pay[pay["person_id_valid"]]
+    valid = pay[pay["person_id"].notna()]
     regions = valid.groupby(["person_id", "scheme"])["region_code"].nunique()
     several = regions[regions >= 2].reset_index()[["person_id", "scheme"]]
     cand = valid.merge(several, on=["person_id", "scheme"])
@@ -158,7 +159,7 @@ def cross_region(pay):
 
 
 def cross_scheme(pay):
-    valid = pay[pay["person_id_valid"] & pay["scheme"].isin(["110", "120", "170"])].copy()
+    valid = pay[pay["person_id"].notna() & pay["scheme"].isin(["110", "120", "170"])].copy()
     valid["resident"] = valid["scheme"] == "170"
     kinds = valid.groupby(["person_id", "period", "resident"], as_index=False)["fen"].sum()
     kinds = kinds[kinds["fen"] > 0]
@@ -170,11 +171,11 @@ def cross_scheme(pay):
 
 
 def imprisonment(pay, prisoners, as_of: date):
-    spells = prisoners[prisoners["person_id_valid"]
+    spells = prisoners[prisoners["person_id"].notna()
                        & (prisoners["sentence_type"].isna() | prisoners["sentence_type"].isin(STOPPING_SENTENCES))].copy()
     spells["admission_month"] = month_start(spells["admission_date"])
     spells["release_month"] = month_start(spells["release_date"])
-    valid = pay[pay["person_id_valid"]]
+    valid = pay[pay["person_id"].notna()]
     cand = valid.merge(spells[["person_id", "admission_month", "release_month", "release_date"]], on="person_id")
     serving = cand["release_date"].isna() & (cand["period"] <= as_of.strftime("%Y-%m"))
     inside = (cand["period"] > cand["admission_month"]) & ((cand["period"] < cand["release_month"]) | serving)

@@ -154,13 +154,14 @@ def convert(landing: Path, out_dir: Path, memory_limit: str | None = None, threa
 
 _DEATH_MONTHS = f"""
     death_month AS (
-        -- earliest death over the deaths extract and household cancellations for death, per valid ID
+        -- earliest death over the deaths extract and household cancellations for death, per ID
+        -- (valid or not: an invalid ID is an identifier too, suspects.md)
         SELECT person_id, CAST(date_trunc('month', min(death_date)) AS DATE) AS death_month
         FROM (SELECT person_id, person_id_valid, death_date FROM deaths
               UNION ALL
               SELECT person_id, person_id_valid, cancel_date FROM household
               WHERE status = '注销' AND cancel_reason = '死亡')
-        WHERE person_id_valid AND death_date IS NOT NULL
+        WHERE person_id IS NOT NULL AND death_date IS NOT NULL
         GROUP BY person_id
     )"""
 
@@ -171,7 +172,7 @@ WITH {_DEATH_MONTHS},
 improper_month AS (
     SELECT p.person_id, p.period, sum(p.amount) AS amount
     FROM {table} AS p JOIN death_month AS d ON d.person_id = p.person_id
-    WHERE p.person_id_valid AND p.period > d.death_month
+    WHERE p.period > d.death_month
     GROUP BY p.person_id, p.period
     HAVING sum(p.amount) > 0
 )
@@ -185,13 +186,12 @@ QUERIES: dict[str, str] = {
     "duplicate_cross_region": """
 WITH several AS (
     -- only people paid one scheme by two or more regions can overlap
-    SELECT person_id, scheme FROM pension_payments WHERE person_id_valid
+    SELECT person_id, scheme FROM pension_payments WHERE person_id IS NOT NULL
     GROUP BY person_id, scheme HAVING count(DISTINCT region_code) >= 2
 ),
 paid AS (
     SELECT p.person_id, p.scheme, p.region_code, p.period, sum(p.amount) AS amount
     FROM pension_payments AS p JOIN several AS s ON s.person_id = p.person_id AND s.scheme = p.scheme
-    WHERE p.person_id_valid
     GROUP BY p.person_id, p.scheme, p.region_code, p.period
     HAVING sum(p.amount) > 0
 ),
@@ -209,13 +209,13 @@ FROM ranked WHERE regions >= 2 AND keep_rank > 1 GROUP BY person_id""",
     "duplicate_cross_scheme": """
 WITH mixed AS (
     SELECT person_id FROM pension_payments
-    WHERE person_id_valid AND scheme IN ('110', '120', '170')
+    WHERE person_id IS NOT NULL AND scheme IN ('110', '120', '170')
     GROUP BY person_id HAVING bool_or(scheme = '170') AND bool_or(scheme <> '170')
 ),
 kinds AS (
     SELECT p.person_id, p.period, p.scheme = '170' AS resident, sum(p.amount) AS amount
     FROM pension_payments AS p JOIN mixed AS m ON m.person_id = p.person_id
-    WHERE p.person_id_valid AND p.scheme IN ('110', '120', '170')
+    WHERE p.scheme IN ('110', '120', '170')
     GROUP BY p.person_id, p.period, p.scheme = '170'
     HAVING sum(p.amount) > 0
 ),
@@ -232,14 +232,14 @@ WITH spells AS (
            CAST(date_trunc('month', admission_date) AS DATE) AS admission_month,
            CAST(date_trunc('month', release_date) AS DATE) AS release_month
     FROM prisoners
-    WHERE person_id_valid
+    WHERE person_id IS NOT NULL
       AND (sentence_type IS NULL OR sentence_type IN ({", ".join(f"'{s}'" for s in STOPPING_SENTENCES)}))
 ),
 inside AS (
     -- each payment once, however many spells it falls in (payment_id is unique)
     SELECT DISTINCT p.payment_id, p.person_id, p.period, p.amount
     FROM pension_payments AS p JOIN spells AS s ON s.person_id = p.person_id
-    WHERE p.person_id_valid AND p.period > s.admission_month
+    WHERE p.period > s.admission_month
       AND (p.period < s.release_month
            OR (s.release_date IS NULL AND p.period <= CAST(date_trunc('month', $as_of) AS DATE)))
 ),

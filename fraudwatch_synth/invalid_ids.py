@@ -5,6 +5,12 @@ a valid one — under the invalid ID, with the reason saying the ID itself is in
 
 Runs after planting and before the ground truth, which then names these persons by their invalid
 IDs (``identity_variants.parquet`` is not involved: no second ID exists).
+
+Invalid IDs are rare in real extracts, and the data contracts refuse an extract whose share of
+valid IDs is low (``min_valid_rate``: the column is probably not IDs). So a person is given an
+invalid ID only while every extract he appears in stays at most ``MAX_INVALID_SHARE`` invalid,
+counting the rows already filed under broken IDs (identity variants) as invalid: a small set then
+gets fewer such persons (none in a 40-row deaths extract), a large one one per strict category or more.
 """
 
 from __future__ import annotations
@@ -17,6 +23,46 @@ from fraudwatch_synth.identity import id_matrix, wrong_check
 from fraudwatch_synth.ids import strings
 
 CATEGORIES = (PAD, SAD, PDI, DCR, DCS)
+MAX_INVALID_SHARE = 0.05
+
+
+def _months(parts) -> pl.DataFrame:
+    return parts.frame().group_by("person").agg(rows=(pl.col("last") - pl.col("first") + 1).sum())
+
+
+def _rows_per_person(c: Ctx) -> dict[str, tuple[pl.DataFrame, int, int]]:
+    """extract -> (rows per person, rows in all, rows already under broken IDs), where small
+    enough to matter (household has one row per person: never)."""
+    plan = c.plan
+    pension, subsidy = _months(plan.pension), _months(plan.subsidy)
+    variant_pension = _months_of(plan.variant_pension)
+    deaths = plan.deaths.frame().group_by("person").agg(rows=pl.len())
+    prisons = plan.prisons.frame().group_by("person").agg(rows=pl.len())
+    return {
+        "pension_payments": (pension, int(pension["rows"].sum()) + variant_pension, variant_pension),
+        "subsidy_payments": (subsidy, int(subsidy["rows"].sum()), 0),
+        "deaths": (deaths, len(plan.deaths.frame()) + len(plan.variant_deaths.frame()), len(plan.variant_deaths.frame())),
+        "prisoners": (prisons, len(plan.prisons.frame()), 0),
+    }
+
+
+def _months_of(parts) -> int:
+    f = parts.frame()
+    return int((f["last"] - f["first"] + 1).sum()) if len(f) else 0
+
+
+def _within_budget(candidates: np.ndarray, extracts: dict[str, tuple[pl.DataFrame, int, int]]) -> np.ndarray:
+    """The candidates (in order) taken while each extract stays at most MAX_INVALID_SHARE invalid."""
+    invalid = {name: broken for name, (_, _, broken) in extracts.items()}
+    rows = {name: dict(per.iter_rows()) for name, (per, _, _) in extracts.items()}
+    kept = []
+    for person in candidates:
+        adds = {name: rows[name].get(int(person), 0) for name in extracts}
+        if all(invalid[name] + n <= MAX_INVALID_SHARE * extracts[name][1] for name, n in adds.items() if n):
+            kept.append(person)
+            for name, n in adds.items():
+                invalid[name] += n
+    return np.asarray(kept, dtype=np.int64)
 
 
 def invalidate_ids(c: Ctx) -> np.ndarray:
@@ -35,7 +81,8 @@ def invalidate_ids(c: Ctx) -> np.ndarray:
                 ["subject"].unique().sort().to_numpy())
         if len(pool):
             chosen.append(c.rng.choice(pool, min(per_category, len(pool)), replace=False))
-    p = np.unique(np.concatenate(chosen)) if chosen else np.array([], dtype=np.int64)
+    p = _within_budget(np.concatenate(chosen), _rows_per_person(c)) if chosen else np.array([], dtype=np.int64)
+    p = np.unique(p)
     if len(p):
         c.pop.ids = c.pop.ids.scatter(p, strings(wrong_check(id_matrix(c.pop.ids.gather(p)), c.rng)))
     return p

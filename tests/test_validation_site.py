@@ -20,7 +20,9 @@ from fraudwatch_synth import generate
 
 CHROMIUM = "/usr/bin/chromium"
 AS_OF = date(2026, 1, 31)
-IMG = "<IMG SRC=X ONERROR=ALERT(1)>"  # upper case: IDs are upper-cased by ingest; still live HTML
+# upper case and without spaces: ingest upper-cases IDs and takes inner spaces out; still live HTML
+# (an <img> with an onerror handler)
+IMG = "<IMG/SRC/ONERROR=ALERT(1)>"
 SCRIPT = "</script><script>alert(2)</script>"
 ATTR = '"onmouseover=alert(3) x="'
 HOSTILE_FILE = 'deaths_<svg onload=alert(4)>"onmouseover=alert(5)".csv'

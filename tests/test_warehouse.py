@@ -269,8 +269,9 @@ def test_death_views_union_household_and_take_the_earliest_death(con, tmp_path):
         ("11010519491231002X", dt.date(2024, 1, 15), "公安", "1001"),
         ("440524188001010014", dt.date(2024, 3, 5), "卫健", None),
     ]
-    # the invalid ID is not a person death; the earliest of two records wins
+    # the invalid ID is a person too (suspects.md: an invalid ID is an identifier); the earliest of two records wins
     assert rows(con, "SELECT * FROM person_deaths ORDER BY person_id") == [
+        ("110105194912310021", dt.date(2024, 2, 29), dt.date(2024, 2, 1), ["民政"], []),
         ("11010519491231002X", dt.date(2024, 1, 10), dt.date(2024, 1, 1), ["公安"], ["1001", "household:H1"]),
         ("440524188001010014", dt.date(2024, 3, 5), dt.date(2024, 3, 1), ["卫健"], []),
     ]
@@ -285,7 +286,8 @@ def test_views_with_deaths_only(con, tmp_path):
     run_load(con, landing, tmp_path / "s")
     assert rows(con, "SELECT count(*) FROM death_records") == [(3,)]
     assert rows(con, "SELECT person_id, death_date FROM person_deaths ORDER BY 1") == [
-        ("11010519491231002X", dt.date(2024, 1, 15)), ("440524188001010014", dt.date(2024, 3, 5))]
+        ("110105194912310021", dt.date(2024, 2, 29)), ("11010519491231002X", dt.date(2024, 1, 15)),
+        ("440524188001010014", dt.date(2024, 3, 5))]
 
 
 def test_views_with_household_only(con, tmp_path):
