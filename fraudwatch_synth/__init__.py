@@ -15,11 +15,14 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+import polars as pl
 
 from pipelines.contracts import load_contracts
 from pipelines.errors import RunError
 from fraudwatch_synth import extracts
 from fraudwatch_synth.background import plant_background
+from fraudwatch_synth.certifications import certifications_extract, certified_after_death_truth, \
+    plant_background_certifications
 from fraudwatch_synth.cases import MIN_MONTHS, Ctx, cases_per_kind, plant_persons
 from fraudwatch_synth.firms import DEADLINE_DAYS, build_firms
 from fraudwatch_synth.identity_truth import identity_truth
@@ -32,7 +35,7 @@ from fraudwatch_synth.writer import ExtractWriter, write_parquet
 
 MIN_PERSONS = 200
 EXTRACTS = ["pension_payments", "deaths", "household", "prisoners", "subsidy_payments",
-            "stabilization_refunds", "refund_transfers"]
+            "stabilization_refunds", "refund_transfers", "certifications"]
 AS_OF_MARGIN_MONTHS = 3
 # Identity cases (issue 4): their truth, near misses and the planted variant IDs (identity_truth.py).
 IDENTITY_FILES = ("ground_truth_identity.parquet", "near_misses_identity.parquet", "identity_variants.parquet")
@@ -100,9 +103,11 @@ def generate(
     plan = Plan()
     planted = plant_persons(Ctx(streams[1], cal, pop, plan))
     plant_background(Ctx(streams[2], cal, pop, plan), planted)
+    plant_background_certifications(Ctx(streams[2], cal, pop, plan), planted)
     firms = build_firms(Ctx(streams[3], cal, pop, plan))
     invalid = invalidate_ids(Ctx(streams[5], cal, pop, plan))
     gt, near = ground_truth(pop, cal, plan, firms)
+    gt = pl.concat([gt, certified_after_death_truth(pop, plan)]).sort("category", "subject_id")
     gt_identity, near_identity, variants, identity_facts = identity_truth(pop, cal, plan)
     extracts.apply_names(pop, plan)
     outsiders = outsider_deaths(streams[5], pop, cal)
@@ -119,6 +124,7 @@ def generate(
     writer.write("subsidy_payments", extracts.subsidy_payments(pop, cal, plan))
     writer.write("stabilization_refunds", extracts.refunds(firms))
     writer.write("refund_transfers", extracts.transfers(firms))
+    writer.write("certifications", certifications_extract(pop, plan))
 
     write_parquet(gt, out / "ground_truth.parquet")
     write_parquet(near, out / "near_misses.parquet")

@@ -345,6 +345,11 @@ from fraudwatch_synth.payment_cases import PAYMENT_KINDS  # noqa: E402
 
 PERSON_KINDS.update(PAYMENT_KINDS)
 
+# Proof of life: certified_after_death (fraudwatch_synth/certifications.py).
+from fraudwatch_synth.certifications import CERT_KINDS  # noqa: E402
+
+PERSON_KINDS.update(CERT_KINDS)
+
 CASE_RATE = 0.0003  # cases per kind per person
 MIN_MONTHS = 4
 
@@ -357,8 +362,9 @@ def cases_per_kind(persons: int) -> int:
 def kind_count(kind: str, persons: int) -> int:
     """Cases of one kind: :func:`cases_per_kind`, but at least one (not two) for the identity kinds
     that file death records under broken IDs (``identity.SPARSE_KINDS``) and the payment-level kinds
-    (``payment_cases.PAYMENT_KINDS``, so the smallest populations still have room)."""
-    if kind in SPARSE_KINDS or kind in PAYMENT_KINDS:
+    (``payment_cases.PAYMENT_KINDS``) and the proof-of-life kinds (``certifications.CERT_KINDS``), so
+    the smallest populations still have room."""
+    if kind in SPARSE_KINDS or kind in PAYMENT_KINDS or kind in CERT_KINDS:
         return max(1, round(persons * CASE_RATE))
     return cases_per_kind(persons)
 

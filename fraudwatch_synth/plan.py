@@ -56,6 +56,8 @@ VARIANT_PENSION_SCHEMA = {"variant": pl.Int64, "region": pl.Int64, "scheme": pl.
                           "first": pl.Int64, "last": pl.Int64}
 VARIANT_DEATH_SCHEMA = {"variant": pl.Int64, "date": pl.Date, "source": pl.Int64}
 IDENTITY_INTENT_SCHEMA = {"kind": pl.String, "subject": pl.Int64, "rule_id": pl.String}
+# Proof-of-life records (fraudwatch_synth/certifications.py): method index into METHODS.
+CERT_SCHEMA = {"person": pl.Int64, "date": pl.Date, "method": pl.Int64, "passed": pl.Boolean, "region": pl.Int64}
 NEAR_MISS_SCHEMA = {"kind": pl.String, "subject": pl.Int64, "category": pl.String}
 
 
@@ -81,6 +83,7 @@ class Plan:
     variant_deaths: Parts = field(default_factory=lambda: Parts(VARIANT_DEATH_SCHEMA))
     identity_intents: Parts = field(default_factory=lambda: Parts(IDENTITY_INTENT_SCHEMA))
     identity_near_misses: Parts = field(default_factory=lambda: Parts(NEAR_MISS_SCHEMA))
+    certs: Parts = field(default_factory=lambda: Parts(CERT_SCHEMA))
 
     def pension_run(self, person, region, scheme, fen, first, last, pay_month=NONE, legacy=False) -> None:
         """Append pension runs; empty runs (last < first) are dropped."""

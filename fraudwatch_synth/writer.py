@@ -22,6 +22,7 @@ MESSY_STYLE: dict[str, tuple[str, str]] = {
     "prisoners": ("utf-8-sig", "\t"),
     "stabilization_refunds": ("utf-8-sig", ","),
     "refund_transfers": ("utf-8-sig", ","),
+    "certifications": ("gb18030", ","),
 }
 CHUNK_ROWS = 500_000
 PARQUET_OPTIONS = dict(compression="zstd", compression_level=3, statistics=True, row_group_size=1_000_000)

@@ -45,6 +45,7 @@ CATEGORY_ZH: dict[str, str] = {
     "duplicate_payment_same_period": "同期重复发放",
     "pensioner_over_110": "超高龄领取养老金",
     "shared_bank_account": "多人共用银行账户",
+    "certified_after_death": "死亡后仍通过资格认证",
 }
 SEVERITY_ZH = {"high": "高", "medium": "中", "low": "低"}
 SUBJECT_TYPE_ZH = {"person": "个人", "firm": "单位"}

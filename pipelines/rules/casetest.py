@@ -6,7 +6,7 @@ computed from the case rows by :func:`pipelines.linking.link_persons`.
 
 The hit set must match exactly (no missing, no extra subjects); for each expected hit the
 amount is compared as exact text (``'8123.40'``, or null), and first/last period, region code
-and ``reason_contains`` fragments when the case gives them.
+and ``reason_contains`` / ``reason_lacks`` / ``evidence_contains`` fragments when the case gives them.
 """
 
 from __future__ import annotations
@@ -57,6 +57,9 @@ def _compare(case: Case, hits: list[dict[str, Any]]) -> list[str]:
         for fragment in e.reason_contains:
             if fragment not in (h["reason"] or ""):
                 problems.append(f"{sid}: reason lacks {fragment!r}: {h['reason']}")
+        for fragment in e.reason_lacks:
+            if fragment in (h["reason"] or ""):
+                problems.append(f"{sid}: reason has {fragment!r}: {h['reason']}")
         if e.evidence_contains:
             evidence = h["evidence"] if isinstance(h["evidence"], str) else json.dumps(h["evidence"], default=str)
             compact = json.dumps(json.loads(evidence), ensure_ascii=False, separators=(",", ":"))

@@ -152,6 +152,7 @@ class ExpectedHit(_Strict):
     last_period: str | None = Field(default=None, pattern=PERIOD_PATTERN)
     region_code: str | None = None
     reason_contains: list[str] = Field(default_factory=list)
+    reason_lacks: list[str] = Field(default_factory=list, description="fragments the reason must not contain")
     evidence_contains: list[str] = Field(
         default_factory=list, description='fragments of the evidence as compact JSON, e.g. \'"match":"invalid_id"\'')
 

@@ -20,7 +20,7 @@ from fraudwatch_synth import generate
 AS_OF = date(2026, 1, 31)
 SPEC_CATEGORIES = {"paid_after_death", "subsidy_after_death", "duplicate_cross_region",
                    "duplicate_cross_scheme", "paid_during_imprisonment", "refund_retained", "duplicate_identity",
-                   "duplicate_payment_same_period", "pensioner_over_110", "shared_bank_account"}
+                   "duplicate_payment_same_period", "pensioner_over_110", "shared_bank_account", "certified_after_death"}
 TRUTH_COLUMNS = "category, subject_id, amount_at_risk, first_period, last_period, region_code"
 
 

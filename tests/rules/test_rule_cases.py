@@ -78,6 +78,18 @@ def test_runner_detects_wrong_period_region_and_reason():
     assert any("first_period '2024-04', expected '2024-03'" in p for p in problems)
     assert any("region_code '110101', expected '310101'" in p for p in problems)
     assert any("reason lacks '活着'" in p for p in problems)
+    rule = _rule_with("paid_after_death")
+    rule.tests[0].expect[0].reason_lacks = ["冒领"]
+    assert any("reason has '冒领'" in p for p in run_case(rule, 0).problems)
+
+
+def test_a_certification_on_the_death_day_does_not_fire():
+    """Mutating the certifications join (after -> on or after the death) makes the near miss show it."""
+    rule = _rule_with("certified_after_death")
+    rule.query = rule.query.replace("c.cert_date > d.death_date", "c.cert_date >= d.death_date")
+    results = {r.case: r for r in run_rule_cases(rule)}
+    assert not results["certification_before_or_on_the_death_date"].passed
+    assert results["face_recognition_after_death"].passed
 
 
 def test_runner_reports_bad_case_data():

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-EXTRACTS = ["pension_payments", "deaths", "household", "prisoners", "subsidy_payments",
+EXTRACTS = ["pension_payments", "deaths", "household", "prisoners", "subsidy_payments", "certifications",
             "stabilization_refunds", "refund_transfers"]
-GB18030 = {"pension_payments", "deaths", "subsidy_payments"}
+GB18030 = {"pension_payments", "deaths", "subsidy_payments", "certifications"}
 
 W_ID = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
 USCC_CHARS = "0123456789ABCDEFGHJKLMNPQRTUWXY"

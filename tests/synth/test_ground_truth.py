@@ -35,7 +35,7 @@ WITH pay AS (
 sub AS (SELECT canon(person_id) AS person, region_code, period, CAST(amount AS DECIMAL(18,2)) AS amount
         FROM subsidy_payments),
 died AS (
-    SELECT person, strftime(min(d), '%Y-%m') AS death_month FROM (
+    SELECT person, strftime(min(d), '%Y-%m') AS death_month, min(d) AS death_date FROM (
         SELECT canon(person_id) AS person, CAST(death_date AS DATE) AS d FROM deaths
         UNION ALL
         SELECT canon(person_id), CAST(cancel_date AS DATE) FROM household
@@ -108,8 +108,13 @@ firms AS (
            CAST(r.dispatched_amount AS DECIMAL(18,2)) - coalesce(c.sent, 0), NULL, NULL, r.region_code
     FROM stabilization_refunds r LEFT JOIN counted c USING (firm_id)
     WHERE r.is_labor_dispatch = 'true' AND $as_of > CAST(r.paid_date AS DATE) + 60
-      AND CAST(r.dispatched_amount AS DECIMAL(18,2)) - coalesce(c.sent, 0) > 0)
-SELECT * FROM people UNION ALL SELECT * FROM firms ORDER BY 1, 3
+      AND CAST(r.dispatched_amount AS DECIMAL(18,2)) - coalesce(c.sent, 0) > 0),
+cad AS (
+    SELECT 'certified_after_death', 'person', c.person, NULL, NULL, NULL, arg_max(c.region_code, c.cert_date)
+    FROM (SELECT canon(person_id) AS person, CAST(cert_date AS DATE) AS cert_date, region_code
+          FROM certifications WHERE result = '通过') c
+    JOIN died d USING (person) WHERE c.cert_date > d.death_date GROUP BY c.person)
+SELECT * FROM people UNION ALL SELECT * FROM firms UNION ALL SELECT * FROM cad ORDER BY 1, 3
 """
 
 
@@ -117,7 +122,8 @@ def load(folder: Path) -> duckdb.DuckDBPyConnection:
     """The clean files of a synth folder as all-text DuckDB tables."""
     con = duckdb.connect()
     con.execute(CANON)
-    for name in ["deaths", "household", "prisoners", "subsidy_payments", "stabilization_refunds", "refund_transfers"]:
+    for name in ["deaths", "household", "prisoners", "subsidy_payments", "stabilization_refunds", "refund_transfers",
+                 "certifications"]:
         con.execute(f"CREATE TABLE {name} AS SELECT * FROM read_csv('{folder / name}.csv', all_varchar=true)")
     con.execute(f"CREATE TABLE pension_payments AS SELECT * FROM read_csv('{folder}/pension_payments_*.csv', all_varchar=true)")
     return con
@@ -140,12 +146,14 @@ def test_ground_truth_matches_sql_recomputation(clean_csv):
     as_of = valid_as_of(clean_csv)
     assert recompute(clean_csv, as_of) == expected
     assert recompute(clean_csv, as_of + timedelta(days=400)) == expected
-    assert all(isinstance(r[3], Decimal) and r[3] > 0 for r in expected if r[0] != "shared_bank_account")
-    assert all(r[3] is None for r in expected if r[0] == "shared_bank_account")
+    indicators = ("shared_bank_account", "certified_after_death")  # risk indicators: no amount
+    assert all(isinstance(r[3], Decimal) and r[3] > 0 for r in expected if r[0] not in indicators)
+    assert all(r[3] is None for r in expected if r[0] in indicators)
     categories = {r[0] for r in expected}
     assert categories == {"paid_after_death", "subsidy_after_death", "duplicate_cross_region",
                           "duplicate_cross_scheme", "paid_during_imprisonment", "refund_retained",
-                          "duplicate_payment_same_period", "pensioner_over_110", "shared_bank_account"}
+                          "duplicate_payment_same_period", "pensioner_over_110", "shared_bank_account",
+                          "certified_after_death"}
 
 
 @pytest.mark.parametrize("persons,months,seed,start", [(400, 4, 7, "2023-11"), (250, 13, 99, "2022-06")])
@@ -177,6 +185,7 @@ def test_near_misses_present_and_not_reported(clean_csv):
         "resident_then_employee_pension", "subsidy_until_death_month", "transfer_in_full_in_time",
         "transfer_on_day_60", "non_dispatch_firm_kept_refund",
         "same_period_two_employee_schemes", "aged_110_on_every_period_start", "same_household_shares_account",
+        "cad_failed_after_death", "cad_before_death",
     }
 
 
@@ -226,6 +235,17 @@ def test_near_misses_have_their_tricky_shape(clean_csv):
                    GROUP BY p.bank_account HAVING count(DISTINCT p.person_id) > 1""",
                 _subjects(near, "same_household_shares_account"))
     assert homes and all(n == 1 for n in homes)
+    cert_vs_death = """SELECT bool_and(CAST(c.cert_date AS DATE) {op} d.died AND c.result = '{result}')
+                       FROM certifications c JOIN (
+                           SELECT person_id, min(d) AS died FROM (
+                               SELECT person_id, CAST(death_date AS DATE) AS d FROM deaths UNION ALL
+                               SELECT person_id, CAST(cancel_date AS DATE) FROM household WHERE cancel_reason = '死亡')
+                           GROUP BY 1) d USING (person_id)
+                       WHERE person_id IN (SELECT unnest($ids)) GROUP BY person_id"""
+    failed = one(cert_vs_death.format(op=">", result="未通过"), _subjects(near, "cad_failed_after_death"))
+    assert failed and all(failed)
+    before = one(cert_vs_death.format(op="<", result="通过"), _subjects(near, "cad_before_death"))
+    assert before and all(before)
     day61 = con.execute("""SELECT count(*) FROM refund_transfers t JOIN stabilization_refunds r USING (firm_id)
                            WHERE CAST(t.transfer_date AS DATE) - CAST(r.paid_date AS DATE) = 61""").fetchone()[0]
     assert day61 > 0
