@@ -7,8 +7,8 @@ certification afterwards and the pension goes on: paid_after_death and certified
 visit certifies her afterwards: both fire too — the auditor must not stop the pension). Near misses:
 ``cad_failed_after_death`` (a failed certification after the death: paid_after_death only) and
 ``cad_before_death`` (a certification before the death, payments stop at the death month: nothing).
-Background: about half of the living background pensioners certify once in the range; nobody with a
-death record does.
+Background: about half of the living background pensioners certify once before the last generated
+month; nobody with a death record does.
 """
 
 from __future__ import annotations
@@ -83,7 +83,10 @@ CERT_KINDS = {
 
 
 def plant_background_certifications(c: Ctx, planted: np.ndarray) -> None:
-    """One passed certification in the range for about half of the living background pensioners."""
+    """One certification (97 % passed) for about half of the living background pensioners, in a month
+    before the last generated one: the next month's payroll (payroll.py) plants deaths of clean
+    pensioners in the last month, and a background certification after such a death would be a
+    certified_after_death case nobody planted."""
     plan, pop = c.plan, c.pop
     dead = np.unique(np.r_[plan.deaths.frame()["person"].to_numpy(), plan.cancels.frame()["person"].to_numpy(),
                            plan.variants.frame()["person"].to_numpy()]).astype(np.int64)
@@ -91,7 +94,7 @@ def plant_background_certifications(c: Ctx, planted: np.ndarray) -> None:
     free[planted] = False
     free[dead] = False
     who = np.flatnonzero(free & (c.rng.random(len(pop)) < BACKGROUND_SHARE))
-    _certs(c).add(person=who, date=c.cal.day_in(c.rng.integers(0, c.cal.months, len(who)), c.rng),
+    _certs(c).add(person=who, date=c.cal.day_in(c.rng.integers(0, max(1, c.cal.months - 1), len(who)), c.rng),
                   method=c.rng.choice(4, len(who), p=[0.6, 0.2, 0.1, 0.1]), passed=c.rng.random(len(who)) < 0.97,
                   region=pop.region[who])
 

@@ -14,9 +14,9 @@ every planted row (``payment_id``), its ``kind``, whether the screen must ``hold
 ``hold_reason`` (a category), ``severity`` and ``rule_id`` it must be held under. Every payroll
 row not listed as a hold must pass: the truth is exact for the whole file.
 
-Not planted (yet): ``certified_after_death`` (the ``certifications`` extract is not generated)
-and a payee paid under a typo of a *dead* person's ID (the rules do not follow identity
-clusters for deaths yet).
+Not planted (yet): ``certified_after_death`` (the ``certifications`` extract is generated now,
+fraudwatch_synth/certifications.py, but no payroll case uses it) and a payee paid under a typo of a
+*dead* person's ID (the rules do not follow identity clusters for deaths yet).
 """
 
 from __future__ import annotations

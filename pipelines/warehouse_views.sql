@@ -46,12 +46,12 @@ GROUP BY person_id
 
 -- part: passed_certifications requires: certifications
 -- Passed proofs of life (资格认证); empty (from the part below) when no certifications extract
--- was given, so rules may read it whenever pensions are loaded.
+-- was given, so rules may read it whenever deaths are known.
 SELECT person_id, cert_date, method, region_code, record_id
 FROM certifications
 WHERE result = '通过' AND person_id IS NOT NULL AND cert_date IS NOT NULL
 
--- part: passed_certifications requires: pension_payments
+-- part: passed_certifications requires: person_deaths
 SELECT NULL::VARCHAR AS person_id, NULL::DATE AS cert_date, NULL::VARCHAR AS method,
        NULL::VARCHAR AS region_code, NULL::VARCHAR AS record_id
 WHERE false

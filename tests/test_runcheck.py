@@ -32,8 +32,8 @@ def test_a_good_request_passes_and_names_its_rules(tmp_path):
 
 
 @pytest.mark.parametrize("kw, expected", [
-    ({"rule_ids": ("paid_after_deth",)}, ["unknown rule id(s): paid_after_deth", "valid: duplicate_cross_region"]),
-    ({"categories": ("paid_after_deth",)}, ["unknown categor(y/ies): paid_after_deth", "valid: duplicate_cross_region"]),
+    ({"rule_ids": ("paid_after_deth",)}, ["unknown rule id(s): paid_after_deth", "valid: certified_after_death, duplicate_cross_region"]),
+    ({"categories": ("paid_after_deth",)}, ["unknown categor(y/ies): paid_after_deth", "valid: certified_after_death, duplicate_cross_region"]),
     ({"parameters": {"refund_retained": {"deadline_dayz": "90"}}},
      ["rule refund_retained has no parameter 'deadline_dayz'", "its parameters: deadline_days (int)"]),
     ({"parameters": {"refund_retained": {"deadline_days": "ninety"}}},
