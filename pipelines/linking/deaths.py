@@ -82,8 +82,8 @@ hits AS (
                births AS death_births, death_date, source, record_id, why, node AS death_node,
                paid_node, paid_id, paid_name = name AS exact_name,
                CASE WHEN NOT coalesce(person_id_valid, false) THEN 'invalid_id'
-                    WHEN len(diff) = 1 THEN 'one_digit'
-                    WHEN len(diff) = 2 AND diff[2] = diff[1] + 1
+                    WHEN array_length(diff) = 1 THEN 'one_digit'
+                    WHEN array_length(diff) = 2 AND diff[2] = diff[1] + 1
                          AND substr(person_id, diff[1], 1) = substr(paid_id, diff[2], 1)
                          AND substr(person_id, diff[2], 1) = substr(paid_id, diff[1], 1) THEN 'adjacent_swap'
                END AS basis

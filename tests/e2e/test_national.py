@@ -16,6 +16,7 @@ import pytest
 
 from fraudwatch_synth import generate
 from pipelines import stages
+from pipelines.contracts import load_contracts
 from pipelines.pipeline import RunConfig
 
 AS_OF = date(2026, 1, 31)
@@ -23,8 +24,7 @@ AS_OF = date(2026, 1, 31)
 
 def _province_layout(source: Path, landing: Path, province: str) -> None:
     """The extract files of ``source`` (a province's landing folder) as ``<extract>/<province>/<file>``."""
-    extracts = ("pension_payments", "subsidy_payments", "deaths", "household", "prisoners",
-                "stabilization_refunds", "refund_transfers")
+    extracts = sorted(load_contracts(), key=len, reverse=True)  # every extract the contracts define
     for path in sorted(source.glob("*.csv")):
         extract = next(e for e in extracts if path.name.startswith(e))
         target = landing / extract / province / path.name
