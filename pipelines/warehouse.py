@@ -26,7 +26,7 @@ import polars as pl
 from pipelines.contracts import Contract
 from pipelines.errors import RunError
 from pipelines.ingest import IngestResult
-from pipelines.lake import view_blocks  # the views file's marked blocks, parsed in one place
+from pipelines.lake import table_columns, view_blocks  # the extract schema and the views file's blocks, defined in lake
 from pipelines.normalize import output_schema
 
 VIEWS_SQL = Path(__file__).with_name("warehouse_views.sql")
@@ -52,9 +52,6 @@ CREATE TABLE IF NOT EXISTS _quarantine (
 );
 """
 
-_BOOKKEEPING_TYPES = {"_source_file": "VARCHAR", "_source_row": "BIGINT", "_file_sha256": "VARCHAR"}
-
-
 @dataclass
 class LoadResult:
     """What :func:`load_extract` did."""
@@ -71,18 +68,6 @@ class LoadResult:
 def quote(identifier: str) -> str:
     """A DuckDB identifier, quoted."""
     return '"' + identifier.replace('"', '""') + '"'
-
-
-def _sql_type(dtype: pl.DataType) -> str:
-    if isinstance(dtype, pl.Decimal):
-        return f"DECIMAL({dtype.precision},{dtype.scale})"
-    return {pl.Boolean: "BOOLEAN", pl.Date: "DATE", pl.Int64: "BIGINT"}.get(dtype.base_type(), "VARCHAR")
-
-
-def table_columns(contract: Contract) -> dict[str, str]:
-    """Column -> DuckDB type of an extract's table (extra text columns come on top)."""
-    columns = {name: _sql_type(dtype) for name, dtype in output_schema(contract).items()}
-    return columns | _BOOKKEEPING_TYPES
 
 
 def connect(
