@@ -27,7 +27,6 @@ from pipelines.contracts import Contract
 from pipelines.errors import RunError
 from pipelines.ingest import IngestResult
 from pipelines.lake import table_columns, view_blocks  # the extract schema and the views file's blocks, defined in lake
-from pipelines.normalize import output_schema
 
 VIEWS_SQL = Path(__file__).with_name("warehouse_views.sql")
 
