@@ -2,7 +2,11 @@
 the rule through the real engine and compares the hits with ``expect``.
 
 Rules that read the link stage's tables (``person_links``, ``identity_clusters``, ...) get them
-computed from the case rows by :func:`pipelines.linking.link_persons`.
+computed from the case rows by :func:`pipelines.linking.link_persons`, in the case's own session,
+or (``link_engine``) in another engine's session over the same rows, the tables then handed to the
+case's session as Arrow: the rule's SQL still runs on the case's engine. The test suite links
+Spark cases on DuckDB so that they take seconds, not minutes of link-stage Spark jobs each; Spark
+linking itself is checked end to end (tests/e2e/test_engines_agree.py).
 
 The hit set must match exactly (no missing, no extra subjects); for each expected hit the
 amount is compared as exact text (``'8123.40'``, or null), and first/last period, region code
@@ -12,8 +16,10 @@ and ``reason_contains`` / ``reason_lacks`` / ``evidence_contains`` fragments whe
 from __future__ import annotations
 
 import json
+import tempfile
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 from pipelines.engine import Engine
@@ -72,10 +78,32 @@ def _compare(case: Case, hits: list[dict[str, Any]]) -> list[str]:
 EngineFactory = Callable[[], Engine]
 
 
-def run_case(rule: Rule, index: int, engine: EngineFactory | None = None) -> CaseResult:
+def _link(con: Engine, case: Case, link_engine: EngineFactory | None, folder: Path) -> None:
+    """The link stage over the case rows: in ``con`` itself, or in a fresh ``link_engine`` session
+    whose link tables are written as Parquet into ``folder`` and registered in ``con`` (as a run
+    hands its derived/ link tables to the detect stage)."""
+    from pipelines.linking import link_persons
+    from pipelines.linking.schema import LINK_TABLES
+
+    if link_engine is None:
+        link_persons(con)  # the link stage, as a run does between load and detect
+        return
+    other = make_scratch_db(case.tables, link_engine())
+    try:
+        link_persons(other)
+        for name in LINK_TABLES:
+            other.write_parquet(f"SELECT * FROM {name}", folder / f"{name}.parquet")
+            con.register(name, [folder / f"{name}.parquet"])
+    finally:
+        other.close()
+
+
+def run_case(rule: Rule, index: int, engine: EngineFactory | None = None,
+             link_engine: EngineFactory | None = None) -> CaseResult:
     """Run the rule's ``index``-th case; problems (wrong hits, bad case data, rule errors) are
     reported in the result, not raised. ``engine`` makes the fresh engine session the case runs
-    in (default: in-memory DuckDB); the session is closed afterwards."""
+    in (default: in-memory DuckDB); the session is closed afterwards. ``link_engine``: where the
+    link tables of a rule that reads them are computed (default: the case's own session)."""
     case = rule.tests[index]
     line = rule.line_of("tests", index)
     result = CaseResult(rule.id, case.name, line, passed=False)
@@ -85,11 +113,10 @@ def run_case(rule: Rule, index: int, engine: EngineFactory | None = None) -> Cas
         result.problems.append(f"bad case data: {exc}")
         return result
     try:
-        if set(rule.requires) & set(DERIVED_TABLES):
-            from pipelines.linking import link_persons
-
-            link_persons(con)  # the link stage, as a run does between load and detect
-        run = run_rules(con, [rule], case.as_of, {rule.id: case.parameters} if case.parameters else None)
+        with tempfile.TemporaryDirectory(prefix="fw-case-links-") as folder:
+            if set(rule.requires) & set(DERIVED_TABLES):
+                _link(con, case, link_engine, Path(folder))
+            run = run_rules(con, [rule], case.as_of, {rule.id: case.parameters} if case.parameters else None)
     except RuleError as exc:
         result.problems.append(f"rule failed: {exc}")
         return result

@@ -57,7 +57,7 @@ def test_rules_needing_absent_tables_are_skipped(sample_tables):
     rules = [r for r in load_rules() if r.id in ("paid_during_imprisonment", "paid_after_death", "duplicate_cross_region")]
     hits = run_rules(con, rules, AS_OF)
     skipped = {r.rule_id: r.missing for r in hits.skipped}
-    assert skipped == {"paid_during_imprisonment": ("prisoners",), "paid_after_death": ("person_deaths",)}
+    assert skipped == {"paid_during_imprisonment": ("prisoners",), "paid_after_death": ("person_deaths", "identity_clusters")}
     assert [r.status for r in hits.runs] == ["ran", "skipped", "skipped"]
     assert hits.counts()["paid_after_death"] == 0
 
