@@ -55,3 +55,14 @@ WHERE result = '通过' AND person_id IS NOT NULL AND cert_date IS NOT NULL
 SELECT NULL::VARCHAR AS person_id, NULL::DATE AS cert_date, NULL::VARCHAR AS method,
        NULL::VARCHAR AS region_code, NULL::VARCHAR AS record_id
 WHERE false
+
+-- part: benefit_payments requires: pension_payments
+-- Every benefit payment to a person, for rules comparing benefits across a person's IDs
+-- (duplicate_identity): pensions (benefit 'pension', item = scheme) and, when loaded, subsidies
+-- (benefit 'subsidy', item = program).
+SELECT person_id, person_id_valid, name, payment_id, 'pension' AS benefit, scheme AS item, region_code, period, amount
+FROM pension_payments
+
+-- part: benefit_payments requires: subsidy_payments
+SELECT person_id, person_id_valid, name, payment_id, 'subsidy' AS benefit, program AS item, region_code, period, amount
+FROM subsidy_payments

@@ -26,7 +26,7 @@ from pipelines.linking.schema import LINK_TABLES
 from pipelines.engine.dialects import DUCKDB, parse_rule_sql
 from pipelines.rules.model import BUILTIN_PARAMETERS, Rule
 
-VIEW_NAMES = ("death_records", "person_deaths", "passed_certifications")
+VIEW_NAMES = ("death_records", "person_deaths", "passed_certifications", "benefit_payments")
 # Tables computed from the extracts by a pipeline stage (identity resolution, pipelines/linking).
 DERIVED_TABLES = LINK_TABLES
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
