@@ -197,19 +197,43 @@ def _variant_numbers(c: Ctx, n: int) -> np.ndarray:
     return np.arange(start, start + n, dtype=np.int64)
 
 
-def add_variants(c: Ctx, kind: str, p: np.ndarray, mat: np.ndarray, names: pl.Series, role: str) -> np.ndarray:
-    """Register variant IDs (``mat``) for persons ``p``; returns their variant numbers."""
+Remake = Callable[[np.ndarray], np.ndarray]  # row indexes -> new ID rows for them
+
+
+def unused(c: Ctx, mat: np.ndarray, remake: Remake | None) -> np.ndarray:
+    """``mat`` with every ID that another generated person or an earlier variant already has (or that
+    repeats within ``mat``) made again by ``remake`` (a random draw; up to 50 rounds): a variant
+    colliding with a real person's ID would give that person another's death record or payments."""
+    for _ in range(50):
+        ids = _text(mat)
+        taken = pl.concat([c.pop.ids, c.plan.variants.frame()["person_id"]]).implode()
+        clash = (ids.is_in(taken) | ids.is_duplicated()).to_numpy()
+        if not clash.any():
+            return mat
+        if remake is None:
+            raise ValueError("synth bug: a variant ID that cannot be redrawn collides with another ID")
+        rows = np.flatnonzero(clash)
+        mat = mat.copy()
+        mat[rows] = remake(rows)
+    raise ValueError("synth bug: cannot draw unused variant IDs")
+
+
+def add_variants(c: Ctx, kind: str, p: np.ndarray, mat: np.ndarray, names: pl.Series, role: str,
+                 remake: Remake | None = None) -> np.ndarray:
+    """Register variant IDs (``mat``, rows colliding with another ID redrawn by ``remake``: see
+    :func:`unused`) for persons ``p``; returns their variant numbers."""
+    mat = unused(c, mat, remake)
     v = _variant_numbers(c, len(p))
     c.plan.variants.add(variant=v, person=p, kind=kind, person_id=_text(mat).to_numpy().astype(str),
                         name=names.to_numpy().astype(str), role=role)
     return v
 
 
-def _paid_variant(c: Ctx, kind: str, p: np.ndarray, mat: np.ndarray, names: pl.Series) -> None:
-    """The person is paid under the own ID all along; the variant ID is paid for a stretch in the
-    same or another region (same scheme)."""
+def _paid_variant(c: Ctx, kind: str, p: np.ndarray, make: Remake, names: pl.Series) -> None:
+    """The person is paid under the own ID all along; the variant ID (``make(rows)``) is paid for a
+    stretch in the same or another region (same scheme)."""
     c.pension(p, 0, c.cal.last)
-    v = add_variants(c, kind, p, mat, names, "payee")
+    v = add_variants(c, kind, p, make(np.arange(len(p))), names, "payee", make)
     j = c.between(0, c.cal.last, len(p))
     k = c.between(j, c.cal.last)
     elsewhere = c.rng.random(len(p)) < 0.6
@@ -218,12 +242,13 @@ def _paid_variant(c: Ctx, kind: str, p: np.ndarray, mat: np.ndarray, names: pl.S
     c.plan.variant_pension.add(variant=v, region=region, scheme=c.pop.scheme[p], fen=fen, first=j, last=k)
 
 
-def _died_under_variant(c: Ctx, kind: str, p: np.ndarray, mat: np.ndarray, names: pl.Series) -> None:
-    """The pensioner died in month d and was paid up to d+k (k 1..4); the only death record carries the variant."""
+def _died_under_variant(c: Ctx, kind: str, p: np.ndarray, make: Remake, names: pl.Series) -> None:
+    """The pensioner died in month d and was paid up to d+k (k 1..4); the only death record carries the
+    variant (``make(rows)``)."""
     d = c.between(0, c.cal.last - 1, len(p))
     end = d + c.between(1, np.minimum(4, c.cal.last - d))
     c.pension(p, 0, end)
-    v = add_variants(c, kind, p, mat, names, "death")
+    v = add_variants(c, kind, p, make(np.arange(len(p))), names, "death", make)
     c.plan.variant_deaths.add(variant=v, date=c.cal.day_in(d, c.rng), source=c.rng.integers(0, 3, len(p)))
 
 
@@ -238,59 +263,65 @@ def _near(c: Ctx, kind: str, p: np.ndarray, category: str) -> None:
 # --- positives -------------------------------------------------------------------------
 
 
+def _own(c: Ctx, p: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    return id_matrix(c.pop.ids.gather(p[rows]))
+
+
 def di_substitution(c: Ctx, p: np.ndarray) -> None:
-    mat = id_matrix(c.pop.ids.gather(p))
-    pos = c.rng.choice(REGION_POS + SEQ_POS + (16,), len(p))
-    _paid_variant(c, "di_substitution", p, substitute(mat, pos, c.rng), c.pop.names.gather(p))
+    def make(rows: np.ndarray) -> np.ndarray:
+        return substitute(_own(c, p, rows), c.rng.choice(REGION_POS + SEQ_POS + (16,), len(rows)), c.rng)
+    _paid_variant(c, "di_substitution", p, make, c.pop.names.gather(p))
     _intend(c, "di_substitution", p, DI)
 
 
 def di_transposition_trad(c: Ctx, p: np.ndarray) -> None:
     simple, trad = traditional(c.pop.names.gather(p), c.rng)
     _set_names(c, p, simple)
-    _paid_variant(c, "di_transposition_trad", p, transpose(id_matrix(c.pop.ids.gather(p)), c.rng), trad)
+    _paid_variant(c, "di_transposition_trad", p, lambda rows: transpose(_own(c, p, rows), c.rng), trad)
     _intend(c, "di_transposition_trad", p, DI)
 
 
 def di_bad_check_homophone(c: Ctx, p: np.ndarray) -> None:
     base, variant = homophone(c.pop.names.gather(p), c.rng)
     _set_names(c, p, base)
-    _paid_variant(c, "di_bad_check_homophone", p, wrong_check(id_matrix(c.pop.ids.gather(p)), c.rng), variant)
+    _paid_variant(c, "di_bad_check_homophone", p, lambda rows: wrong_check(_own(c, p, rows), c.rng), variant)
     _intend(c, "di_bad_check_homophone", p, DI)
 
 
 def di_forged_valid(c: Ctx, p: np.ndarray) -> None:
-    forged = _fresh_valid(c, id_matrix(c.pop.ids.gather(p)), SEQ_POS)
-    _paid_variant(c, "di_forged_valid", p, forged, c.pop.names.gather(p))
+    _paid_variant(c, "di_forged_valid", p, lambda rows: _fresh_valid(c, _own(c, p, rows), SEQ_POS), c.pop.names.gather(p))
     _intend(c, "di_forged_valid", p, DI)
 
 
 def wd_bad_check(c: Ctx, p: np.ndarray) -> None:
-    _died_under_variant(c, "wd_bad_check", p, wrong_check(id_matrix(c.pop.ids.gather(p)), c.rng), c.pop.names.gather(p))
+    _died_under_variant(c, "wd_bad_check", p, lambda rows: wrong_check(_own(c, p, rows), c.rng), c.pop.names.gather(p))
     _intend(c, "wd_bad_check", p, WEAK_RULE)
 
 
 def wd_typo_trad(c: Ctx, p: np.ndarray) -> None:
     simple, trad = traditional(c.pop.names.gather(p), c.rng)
     _set_names(c, p, simple)
-    mat = substitute(id_matrix(c.pop.ids.gather(p)), c.rng.choice(REGION_POS + SEQ_POS, len(p)), c.rng)
-    _died_under_variant(c, "wd_typo_trad", p, mat, trad)
+    def make(rows: np.ndarray) -> np.ndarray:
+        return substitute(_own(c, p, rows), c.rng.choice(REGION_POS + SEQ_POS, len(rows)), c.rng)
+    _died_under_variant(c, "wd_typo_trad", p, make, trad)
     _intend(c, "wd_typo_trad", p, WEAK_RULE)
 
 
 def wd_garbled(c: Ctx, p: np.ndarray) -> None:
     """Two wrong digits (one in the region code, one in the sequence code); the checksum fails."""
-    mat = id_matrix(c.pop.ids.gather(p))
-    mat = substitute(substitute(mat, c.rng.choice(REGION_POS, len(p)), c.rng), c.rng.choice(SEQ_POS, len(p)), c.rng)
-    lucky = mat[:, 17] == checks(mat)
-    mat[lucky] = wrong_check(mat[lucky], c.rng)
-    _died_under_variant(c, "wd_garbled", p, mat, c.pop.names.gather(p))
+    def make(rows: np.ndarray) -> np.ndarray:
+        mat = substitute(_own(c, p, rows), c.rng.choice(REGION_POS, len(rows)), c.rng)
+        mat = substitute(mat, c.rng.choice(SEQ_POS, len(rows)), c.rng)
+        lucky = mat[:, 17] == checks(mat)
+        mat[lucky] = wrong_check(mat[lucky], c.rng)
+        return mat
+    _died_under_variant(c, "wd_garbled", p, make, c.pop.names.gather(p))
     _intend(c, "wd_garbled", p, WEAK_RULE)
 
 
 def wd_unknown_valid(c: Ctx, p: np.ndarray) -> None:
-    forged = _fresh_valid(c, id_matrix(c.pop.ids.gather(p)), SEQ_POS)
-    _died_under_variant(c, "wd_unknown_valid", p, forged, c.pop.names.gather(p))
+    _died_under_variant(c, "wd_unknown_valid", p, lambda rows: _fresh_valid(c, _own(c, p, rows), SEQ_POS),
+                        c.pop.names.gather(p))
     _intend(c, "wd_unknown_valid", p, WEAK_RULE)
 
 
@@ -351,7 +382,7 @@ def nm_twins(c: Ctx, p: np.ndarray) -> None:
     c.pension(a, 0, d)
     c.pension(b, 0, c.cal.last)
     v = add_variants(c, "twins_in_one_household", a, wrong_check(id_matrix(c.pop.ids.gather(a)), c.rng),
-                     c.pop.names.gather(a), "death")
+                     c.pop.names.gather(a), "death", lambda rows: wrong_check(_own(c, a, rows), c.rng))
     c.plan.variant_deaths.add(variant=v, date=c.cal.day_in(d, c.rng), source=c.rng.integers(0, 3, len(a)))
     both = np.r_[a, b]
     _near(c, "twins_in_one_household", both, DI)
@@ -394,9 +425,9 @@ def nm_common_name(c: Ctx, p: np.ndarray) -> None:
     c.pension(b, 0, c.cal.last)
     # The third namesake: another region (two or more digits from both), the same birth date, a broken ID.
     third = _far_region(c.pop.region[a], c.pop.region[b], c.rng)
-    mat = person_id_matrix(third, c.pop.birth[a], c.rng.integers(0, 1000, len(a)))
-    mat = wrong_check(mat, c.rng)
-    v = add_variants(c, "common_name_same_birthday", a, mat, names, "death")
+    def make(rows: np.ndarray) -> np.ndarray:
+        return wrong_check(person_id_matrix(third[rows], c.pop.birth[a[rows]], c.rng.integers(0, 1000, len(rows))), c.rng)
+    v = add_variants(c, "common_name_same_birthday", a, make(np.arange(len(a))), names, "death", make)
     c.plan.variant_deaths.add(variant=v, date=c.cal.day_in(c.between(0, c.cal.last - 1, len(a)), c.rng),
                               source=c.rng.integers(0, 3, len(a)))
     both = np.r_[a, b]
@@ -418,8 +449,8 @@ def _far_region(r1: np.ndarray, r2: np.ndarray, rng: np.random.Generator) -> np.
 
 def nm_id_typo_birth_digits(c: Ctx, p: np.ndarray) -> None:
     """A payee under an ID one digit from the person's, same name, but the digit changes the birth date."""
-    mat = birth_digit_typo(id_matrix(c.pop.ids.gather(p)), c.rng)
-    _paid_variant(c, "id_typo_in_birth_digits", p, mat, c.pop.names.gather(p))
+    _paid_variant(c, "id_typo_in_birth_digits", p, lambda rows: birth_digit_typo(_own(c, p, rows), c.rng),
+                  c.pop.names.gather(p))
     _near(c, "id_typo_in_birth_digits", p, DI)
 
 
@@ -427,8 +458,9 @@ def nm_death_id_birth_differs(c: Ctx, p: np.ndarray) -> None:
     """The pensioner is alive and paid; a death record carries the name and an ID one digit away whose
     birth date differs."""
     c.pension(p, 0, c.cal.last)
-    mat = birth_digit_typo(id_matrix(c.pop.ids.gather(p)), c.rng)
-    v = add_variants(c, "death_id_birth_differs", p, mat, c.pop.names.gather(p), "death")
+    def make(rows: np.ndarray) -> np.ndarray:
+        return birth_digit_typo(_own(c, p, rows), c.rng)
+    v = add_variants(c, "death_id_birth_differs", p, make(np.arange(len(p))), c.pop.names.gather(p), "death", make)
     c.plan.variant_deaths.add(variant=v, date=c.cal.day_in(c.between(0, c.cal.last - 1, len(p)), c.rng),
                               source=c.rng.integers(0, 3, len(p)))
     _near(c, "death_id_birth_differs", p, PAD)
@@ -440,9 +472,11 @@ def nm_namesake_died(c: Ctx, p: np.ndarray) -> None:
     the household extract, dies. A valid ID more than one typo away is another person (suspects.md)."""
     c.pension(p, 0, c.cal.last)
     region = _far_region(c.pop.region[p], c.pop.region[p], c.rng)
-    seq = c.rng.integers(0, 500, len(p)) * 2 + c.pop.male[p].astype(np.int64)  # same gender digit
-    mat = person_id_matrix(region, c.pop.birth[p], seq)
-    v = add_variants(c, "namesake_died", p, mat, c.pop.names.gather(p), "death")
+
+    def make(rows: np.ndarray) -> np.ndarray:  # a valid ID: it must be nobody else's (a collision at 1M persons)
+        seq = c.rng.integers(0, 500, len(rows)) * 2 + c.pop.male[p[rows]].astype(np.int64)  # same gender digit
+        return person_id_matrix(region[rows], c.pop.birth[p[rows]], seq)
+    v = add_variants(c, "namesake_died", p, make(np.arange(len(p))), c.pop.names.gather(p), "death", make)
     c.plan.variant_deaths.add(variant=v, date=c.cal.day_in(c.between(0, c.cal.last - 1, len(p)), c.rng),
                               source=c.rng.integers(0, 3, len(p)))
     _near(c, "namesake_died", p, PAD)
@@ -452,10 +486,12 @@ def nm_death_gender_differs(c: Ctx, p: np.ndarray) -> None:
     """The pensioner is alive and paid; a death record carries the name, the birth date and the ID with
     its 17th (gender) digit changed to the other parity (the checksum then fails): gender contradicts."""
     c.pension(p, 0, c.cal.last)
-    mat = id_matrix(c.pop.ids.gather(p))
-    digit = (mat[:, 16] - ZERO).astype(np.int64)
-    mat[:, 16] = (digit + 2 * c.rng.integers(0, 5, len(p)) + 1) % 10 + ZERO  # odd step: other parity
-    v = add_variants(c, "death_gender_differs", p, mat, c.pop.names.gather(p), "death")
+    def make(rows: np.ndarray) -> np.ndarray:
+        mat = _own(c, p, rows)
+        digit = (mat[:, 16] - ZERO).astype(np.int64)
+        mat[:, 16] = (digit + 2 * c.rng.integers(0, 5, len(rows)) + 1) % 10 + ZERO  # odd step: other parity
+        return mat
+    v = add_variants(c, "death_gender_differs", p, make(np.arange(len(p))), c.pop.names.gather(p), "death", make)
     c.plan.variant_deaths.add(variant=v, date=c.cal.day_in(c.between(0, c.cal.last - 1, len(p)), c.rng),
                               source=c.rng.integers(0, 3, len(p)))
     _near(c, "death_gender_differs", p, PAD)
