@@ -340,6 +340,11 @@ from fraudwatch_synth.identity import IDENTITY_KINDS, SPARSE_KINDS  # noqa: E402
 
 PERSON_KINDS.update(IDENTITY_KINDS)
 
+# Identity cases the person rules follow through identity clusters (issue 12).
+from fraudwatch_synth.cluster_cases import CLUSTER_KINDS  # noqa: E402
+
+PERSON_KINDS.update(CLUSTER_KINDS)
+
 # Payment-level risk rules: duplicate_payment_same_period, pensioner_over_110, shared_bank_account.
 from fraudwatch_synth.payment_cases import PAYMENT_KINDS  # noqa: E402
 
@@ -362,9 +367,10 @@ def cases_per_kind(persons: int) -> int:
 def kind_count(kind: str, persons: int) -> int:
     """Cases of one kind: :func:`cases_per_kind`, but at least one (not two) for the identity kinds
     that file death records under broken IDs (``identity.SPARSE_KINDS``) and the payment-level kinds
-    (``payment_cases.PAYMENT_KINDS``) and the proof-of-life kinds (``certifications.CERT_KINDS``), so
+    (``payment_cases.PAYMENT_KINDS``), the proof-of-life kinds (``certifications.CERT_KINDS``) and the
+    identity-cluster kinds (``cluster_cases.CLUSTER_KINDS``), so
     the smallest populations still have room."""
-    if kind in SPARSE_KINDS or kind in PAYMENT_KINDS or kind in CERT_KINDS:
+    if kind in SPARSE_KINDS or kind in PAYMENT_KINDS or kind in CERT_KINDS or kind in CLUSTER_KINDS:
         return max(1, round(persons * CASE_RATE))
     return cases_per_kind(persons)
 
@@ -374,6 +380,9 @@ def plant_persons(c: Ctx) -> np.ndarray:
     counts = {kind: kind_count(kind, len(c.pop)) for kind in PERSON_KINDS}
     need = sum(counts[kind] * size for kind, (_, size) in PERSON_KINDS.items())
     pool = np.flatnonzero(c.pop.pensioner)
+    if need > len(pool) // 2:  # the smallest sets (200 persons) have no room for the identity-cluster kinds
+        counts.update({kind: 0 for kind in CLUSTER_KINDS})
+        need = sum(counts[kind] * size for kind, (_, size) in PERSON_KINDS.items())
     if need > len(pool) // 2:
         raise ValueError(f"{len(c.pop)} persons are too few to plant {need} case persons")
     chosen = c.rng.choice(pool, need, replace=False)

@@ -89,11 +89,18 @@ def pension_month(book: pl.DataFrame, cal: Calendar, m: int) -> pl.DataFrame:
 
 def subsidy_payments(pop: Population, cal: Calendar, plan: Plan) -> pl.DataFrame:
     """All subsidy payment rows, ordered by period, region, person and programme."""
-    runs = plan.subsidy.frame().with_columns(period=pl.int_ranges("first", pl.col("last") + 1)).explode("period")
+    own = plan.subsidy.frame()
+    own = own.with_columns(person_id=pop.ids.gather(own["person"]), name=pop.names.gather(own["person"]))
+    # subsidies paid under planted variant IDs (identity cases), with the variant's ID and name
+    variant = plan.variant_subsidy.frame().join(plan.variants.frame().select("variant", "person", "person_id", "name"),
+                                                on="variant")
+    runs = pl.concat([own, variant.select(own.columns).cast(own.schema)])
+    runs = runs.with_columns(period=pl.int_ranges("first", pl.col("last") + 1)).explode("period")
     periods = pl.Series([cal.period_text(m) for m in range(cal.months)])
-    runs = runs.with_columns(key=pop.id_key[runs["person"].to_numpy()]).sort("period", "region", "key", "program")
+    runs = runs.with_columns(key=pop.id_key[runs["person"].to_numpy()]).sort("period", "region", "key", "program",
+                                                                               "person_id")
     df = runs.select(
-        person_id=pop.ids.gather(runs["person"]), name=pop.names.gather(runs["person"]),
+        person_id="person_id", name="name",
         program=pl.Series([p for p, _, _ in ref.PROGRAMS]).gather(runs["program"]),
         region_code=pl.col("region").cast(pl.String), period=periods.gather(runs["period"]),
         amount=money_text(pl.col("fen")),

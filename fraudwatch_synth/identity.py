@@ -433,6 +433,7 @@ def nm_common_name(c: Ctx, p: np.ndarray) -> None:
     both = np.r_[a, b]
     _near(c, "common_name_same_birthday", both, DI)
     _near(c, "common_name_same_birthday", both, PAD)
+    _near(c, "common_name_same_birthday", both, "duplicate_cross_region")  # two regions, if wrongly merged
 
 
 def _digits_apart(x: np.ndarray, y: np.ndarray) -> np.ndarray:

@@ -5,7 +5,8 @@ Written next to (never into) ``ground_truth.parquet``, so the strict categories 
 independently recomputed truth:
 
 * ``ground_truth_identity.parquet`` — the ground-truth columns plus ``rule_id``, ``severity``
-  (high for duplicate_identity, medium for weak death matches) and the planted ``kind``;
+  (high for duplicate_identity and for the paid_after_death / duplicate_cross_region rows found
+  through a linked second ID, medium for weak death matches) and the planted ``kind``;
 * ``near_misses_identity.parquet`` — ``kind, subject_id, category_it_must_not_fire``;
 * ``identity_variants.parquet`` — every planted variant ID, the real ID it stands for, names, role.
 
@@ -25,6 +26,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
+from fraudwatch_synth.cluster_cases import DCR, LINKED_VARIANT_KINDS
 from fraudwatch_synth.identity import DI, PAD, WEAK_RULE, _opencc, checks, id_matrix
 from fraudwatch_synth.plan import Plan
 from fraudwatch_synth.population import Calendar, Population
@@ -72,7 +74,8 @@ def _finish(rows: pl.DataFrame, pop: Population, cal: Calendar, category: str, r
 
 
 def duplicate_identity_rows(pop: Population, cal: Calendar, plan: Plan, variants: pl.DataFrame) -> pl.DataFrame:
-    """One row per person paid under a planted duplicate ID in months the own ID is paid too."""
+    """One row per person paid under a planted duplicate ID in months the own ID is paid the same
+    benefit too: a pension (any scheme), or the same subsidy program."""
     intents = plan.identity_intents.frame().filter(pl.col("rule_id") == DI)
     subjects = pl.Series(intents["subject"]).implode()
     own = (expand(plan.pension.frame().filter(pl.col("person").is_in(subjects)))
@@ -80,12 +83,54 @@ def duplicate_identity_rows(pop: Population, cal: Calendar, plan: Plan, variants
     runs = (plan.variant_pension.frame()
             .join(variants.select("variant", "person", "kind"), on="variant")
             .filter(pl.col("person").is_in(subjects)))
-    dup = expand(runs).join(own, on=["person", "period"])
+    own_subsidy = (expand(plan.subsidy.frame().filter(pl.col("person").is_in(subjects)))
+                   .select("person", "program", "period").unique())
+    subsidy_runs = (plan.variant_subsidy.frame()
+                    .join(variants.select("variant", "person", "kind"), on="variant")
+                    .filter(pl.col("person").is_in(subjects)))
+    columns = ["person", "region", "fen", "period", "kind"]
+    dup = pl.concat([expand(runs).join(own, on=["person", "period"]).select(columns),
+                     expand(subsidy_runs).join(own_subsidy, on=["person", "program", "period"]).select(columns)])
     if not len(dup):
         return pl.DataFrame(schema=IDENTITY_TRUTH_SCHEMA)
     summary = _summarise(dup.select("person", "region", "fen", "period"), DI)
     kinds = dup.group_by("person").agg(kind=pl.col("kind").min())
     return _finish(summary.join(kinds, on="person"), pop, cal, DI, DI, "high")
+
+
+def cluster_rows(pop: Population, cal: Calendar, plan: Plan, variants: pl.DataFrame) -> pl.DataFrame:
+    """paid_after_death and duplicate_cross_region rows of persons paid under a second ID the linker
+    joins to theirs (``cluster_cases.LINKED_VARIANT_KINDS``): the rules' strict semantics applied to
+    the person's payments under both IDs, and to the deaths recorded under the own ID or under the
+    paid second ID (a death under an unpaid variant is a weak match's, never counted here)."""
+    linked = variants.filter(pl.col("kind").is_in(sorted(LINKED_VARIANT_KINDS)) & (pl.col("role") == "payee"))
+    persons = np.unique(linked["person"].to_numpy())
+    if not len(persons):
+        return pl.DataFrame(schema=IDENTITY_TRUTH_SCHEMA)
+    keep = pl.col("person").is_in(pl.Series(persons).implode())
+    merged = Plan()
+    own = plan.pension.frame().filter(keep)
+    if len(own):
+        merged.pension.add(**{k: own[k].to_numpy() for k in own.columns})
+    second = plan.variant_pension.frame().join(linked.select("variant", "person"), on="variant")
+    if len(second):
+        merged.pension_run(second["person"].to_numpy(), second["region"].to_numpy(), second["scheme"].to_numpy(),
+                           second["fen"].to_numpy(), second["first"].to_numpy(), second["last"].to_numpy())
+    for parts, name in ((plan.deaths, "deaths"), (plan.cancels, "cancels")):
+        frame = parts.frame().filter(keep)
+        if len(frame):
+            getattr(merged, name).add(**{k: frame[k].to_numpy() for k in frame.columns})
+    paid = plan.variant_deaths.frame().join(linked.select("variant", "person"), on="variant")
+    if len(paid):
+        merged.deaths.add(person=paid["person"].to_numpy(), date=paid["date"].to_numpy(), source=paid["source"].to_numpy())
+    rows = person_suspects(merged, cal, persons).filter(pl.col("category").is_in([PAD, DCR]))
+    kinds = linked.group_by("person").agg(kind=pl.col("kind").min())
+    out = []
+    for category in (PAD, DCR):
+        part = rows.filter(pl.col("category") == category).join(kinds, on="person")
+        if len(part):
+            out.append(_finish(part, pop, cal, category, category, "high"))
+    return pl.concat(out) if out else pl.DataFrame(schema=IDENTITY_TRUTH_SCHEMA)
 
 
 def weak_death_rows(pop: Population, cal: Calendar, plan: Plan, variants: pl.DataFrame) -> tuple[pl.DataFrame, int]:
@@ -160,10 +205,15 @@ def identity_truth(pop: Population, cal: Calendar, plan: Plan) -> tuple[pl.DataF
         raise RuntimeError(f"synth bug: identity subjects fire strict categories: {strict.head(5).rows()}")
     di = duplicate_identity_rows(pop, cal, plan, variants)
     weak, ambiguous = weak_death_rows(pop, cal, plan, variants)
-    gt = pl.concat([di, weak]).cast(IDENTITY_TRUTH_SCHEMA).sort("rule_id", "subject_id")
+    clustered = cluster_rows(pop, cal, plan, variants)
+    gt = pl.concat([di, weak, clustered]).cast(IDENTITY_TRUTH_SCHEMA).sort("rule_id", "subject_id")
     want_di = set(pop.ids.gather(intents.filter(pl.col("rule_id") == DI)["subject"]).to_list())
     if want_di != set(di["subject_id"].to_list()):
         raise RuntimeError("synth bug: a planted duplicate identity has no overlapping month")
+    for rule in (PAD, DCR):  # the cluster kinds' intents fire (duplicate_identity kinds may add cross-region rows)
+        want = set(pop.ids.gather(intents.filter(pl.col("rule_id") == rule)["subject"]).to_list())
+        if not want <= set(clustered.filter(pl.col("rule_id") == rule)["subject_id"].to_list()):
+            raise RuntimeError(f"synth bug: a planted {rule} case through a second ID does not fire")
     near = misses.select("kind", subject_id=pop.ids.gather(misses["subject"]), category_it_must_not_fire="category")
     near = near.cast(NEAR_MISS_IDENTITY_SCHEMA).unique().sort("kind", "subject_id", "category_it_must_not_fire")
     # Among millions of persons a planted near miss can meet a real namesake born the same day: the
@@ -178,6 +228,7 @@ def identity_truth(pop: Population, cal: Calendar, plan: Plan) -> tuple[pl.DataF
     ).cast(VARIANTS_OUT_SCHEMA).sort("kind", "variant_id")
     want_weak = intents.filter(pl.col("rule_id") == WEAK_RULE)
     facts = {"planted_duplicate_identity": len(want_di), "planted_weak_death": len(want_weak),
+             "cluster_rows": {rule: int((clustered["rule_id"] == rule).sum()) for rule in (PAD, DCR)},
              "weak_death_records_ambiguous": ambiguous}
     return gt, near, out, facts
 

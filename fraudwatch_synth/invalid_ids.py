@@ -35,12 +35,12 @@ def _rows_per_person(c: Ctx) -> dict[str, tuple[pl.DataFrame, int, int]]:
     enough to matter (household has one row per person: never)."""
     plan = c.plan
     pension, subsidy = _months(plan.pension), _months(plan.subsidy)
-    variant_pension = _months_of(plan.variant_pension)
+    variant_pension, variant_subsidy = _months_of(plan.variant_pension), _months_of(plan.variant_subsidy)
     deaths = plan.deaths.frame().group_by("person").agg(rows=pl.len())
     prisons = plan.prisons.frame().group_by("person").agg(rows=pl.len())
     return {
         "pension_payments": (pension, int(pension["rows"].sum()) + variant_pension, variant_pension),
-        "subsidy_payments": (subsidy, int(subsidy["rows"].sum()), 0),
+        "subsidy_payments": (subsidy, int(subsidy["rows"].sum()) + variant_subsidy, variant_subsidy),
         "deaths": (deaths, len(plan.deaths.frame()) + len(plan.variant_deaths.frame()), len(plan.variant_deaths.frame())),
         "prisoners": (prisons, len(plan.prisons.frame()), 0),
     }

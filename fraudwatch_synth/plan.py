@@ -55,6 +55,8 @@ VARIANT_SCHEMA = {"variant": pl.Int64, "person": pl.Int64, "kind": pl.String, "p
 VARIANT_PENSION_SCHEMA = {"variant": pl.Int64, "region": pl.Int64, "scheme": pl.Int64, "fen": pl.Int64,
                           "first": pl.Int64, "last": pl.Int64}
 VARIANT_DEATH_SCHEMA = {"variant": pl.Int64, "date": pl.Date, "source": pl.Int64}
+VARIANT_SUBSIDY_SCHEMA = {"variant": pl.Int64, "program": pl.Int64, "region": pl.Int64, "fen": pl.Int64,
+                          "first": pl.Int64, "last": pl.Int64}
 IDENTITY_INTENT_SCHEMA = {"kind": pl.String, "subject": pl.Int64, "rule_id": pl.String}
 # Proof-of-life records (fraudwatch_synth/certifications.py): method index into METHODS.
 CERT_SCHEMA = {"person": pl.Int64, "date": pl.Date, "method": pl.Int64, "passed": pl.Boolean, "region": pl.Int64}
@@ -81,6 +83,7 @@ class Plan:
     variants: Parts = field(default_factory=lambda: Parts(VARIANT_SCHEMA))
     variant_pension: Parts = field(default_factory=lambda: Parts(VARIANT_PENSION_SCHEMA))
     variant_deaths: Parts = field(default_factory=lambda: Parts(VARIANT_DEATH_SCHEMA))
+    variant_subsidy: Parts = field(default_factory=lambda: Parts(VARIANT_SUBSIDY_SCHEMA))
     identity_intents: Parts = field(default_factory=lambda: Parts(IDENTITY_INTENT_SCHEMA))
     identity_near_misses: Parts = field(default_factory=lambda: Parts(NEAR_MISS_SCHEMA))
     certs: Parts = field(default_factory=lambda: Parts(CERT_SCHEMA))

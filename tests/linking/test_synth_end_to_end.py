@@ -43,11 +43,21 @@ def _rows(frame: pl.DataFrame) -> list[tuple]:
 def test_identity_findings_equal_the_truth(run):
     landing, hits = run
     truth = pl.read_parquet(landing / "ground_truth_identity.parquet")
-    got = hits.filter(pl.col("rule_id").is_in(["duplicate_identity", "paid_after_death_weak_match"]))
+    identity_rules = hits.filter(pl.col("rule_id").is_in(["duplicate_identity", "paid_after_death_weak_match"]))
+    # rows of the strict rules found through a linked second ID (the rest: test_strict_categories_unchanged)
+    linked = hits.join(truth.select("rule_id", "subject_id"), on=["rule_id", "subject_id"], how="semi").filter(
+        pl.col("rule_id").is_in(["paid_after_death", "duplicate_cross_region"]))
+    got = pl.concat([identity_rules, linked])
     assert _rows(got) == _rows(truth) and truth.height >= 8
+    assert linked["evidence"].str.contains("other_ids_of_this_person").all()
+    # the person rules found through a linked second ID (issue 12), each planted kind
+    clustered = truth.filter(pl.col("rule_id").is_in(["paid_after_death", "duplicate_cross_region"]))
+    assert {"pad_typo_second_id", "pad_death_under_paid_typo", "dcr_typo_second_id"} <= set(clustered["kind"])
+    assert "di_subsidy_typo" in set(truth.filter(pl.col("rule_id") == "duplicate_identity")["kind"])
     weak = got.filter(pl.col("rule_id") == "paid_after_death_weak_match")
     assert set(weak["severity"]) == {"medium"} and set(weak["category"]) == {"paid_after_death"}
-    assert weak["reason"].str.contains("弱匹配").all() and got["evidence"].str.contains("agreed_fields").all()
+    assert weak["reason"].str.contains("弱匹配").all()
+    assert identity_rules["evidence"].str.contains("agreed_fields").all()
 
 
 def test_no_identity_near_miss_fires(run):
@@ -58,7 +68,11 @@ def test_no_identity_near_miss_fires(run):
 
 
 def test_strict_categories_unchanged(run):
+    """Every strict category equals ground_truth.parquet plus the rows found through a linked second
+    ID (ground_truth_identity.parquet under the category's own rule id)."""
     landing, hits = run
     strict = pl.read_parquet(landing / "ground_truth.parquet").with_columns(rule_id=pl.col("category"))
+    linked = pl.read_parquet(landing / "ground_truth_identity.parquet").filter(
+        pl.col("rule_id").is_in(strict["category"].unique().implode()))
     got = hits.filter(pl.col("rule_id").is_in(strict["category"].unique().implode()))
-    assert _rows(got) == _rows(strict)
+    assert _rows(got) == sorted(_rows(strict) + _rows(linked)) and linked.height >= 3

@@ -41,8 +41,9 @@ def test_person_ids_valid_unique_and_consistent_with_household(clean_csv):
     known = set(ids)
     # Payments under planted identity variants (typo'd or forged IDs, issue 4) are the exception,
     # and exactly those listed in identity_variants.parquet.
-    planted = set(pl.read_parquet(clean_csv / "identity_variants.parquet")
-                  .filter(pl.col("role") == "payee")["variant_id"].to_list())
+    payees = pl.read_parquet(clean_csv / "identity_variants.parquet").filter(pl.col("role") == "payee")
+    subsidy_only = set(payees.filter(pl.col("kind") == "di_subsidy_typo")["variant_id"].to_list())
+    planted = set(payees["variant_id"].to_list()) - subsidy_only
     seen = set()
     for f in sorted(clean_csv.glob("pension_payments_*.csv")):
         for r in rows(f):
@@ -54,6 +55,9 @@ def test_person_ids_valid_unique_and_consistent_with_household(clean_csv):
             full = upgrade(pid) if len(pid) == 15 else pid
             assert (id_ok(full) or full in invalid) and full in known, pid
     assert seen == planted
+    # a second ID drawing a subsidy only (duplicate_identity counts subsidies, issue 12)
+    subsidies = {r["person_id"] for r in rows(clean_csv / "subsidy_payments.csv")}
+    assert subsidy_only and subsidy_only <= subsidies and not subsidy_only & known
 
 
 def test_legacy_15_digit_ids_exist_only_where_planted(clean_csv):

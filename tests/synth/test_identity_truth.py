@@ -32,15 +32,19 @@ def test_files_and_schema(clean_csv):
     assert gt.columns == ["category", "subject_type", "subject_id", "amount_at_risk", "first_period", "last_period",
                           "region_code", "rule_id", "severity", "kind"]
     assert gt.schema["amount_at_risk"] == pl.Decimal(18, 2)
-    assert set(gt["rule_id"]) == {"duplicate_identity", "paid_after_death_weak_match"}
-    assert set(gt.filter(pl.col("rule_id") == "duplicate_identity")["severity"]) == {"high"}
+    assert set(gt["rule_id"]) == {"duplicate_identity", "paid_after_death_weak_match", "paid_after_death",
+                                  "duplicate_cross_region"}
+    for rule in ("duplicate_identity", "paid_after_death", "duplicate_cross_region"):
+        assert set(gt.filter(pl.col("rule_id") == rule)["severity"]) == {"high"}
+        assert rule == "duplicate_identity" or set(gt.filter(pl.col("rule_id") == rule)["category"]) == {rule}
     assert set(gt.filter(pl.col("rule_id") == "paid_after_death_weak_match")["category"]) == {"paid_after_death"}
     assert set(gt.filter(pl.col("rule_id") == "paid_after_death_weak_match")["severity"]) == {"medium"}
     assert (gt["amount_at_risk"] > 0).all()
     near = f["near_misses_identity.parquet"]
     assert set(near["kind"]) == {"twins_in_one_household", "common_name_same_birthday", "id_typo_in_birth_digits",
-                                 "death_id_birth_differs", "namesake_died", "death_gender_differs"}
-    assert set(near["category_it_must_not_fire"]) == {"duplicate_identity", "paid_after_death"}
+                                 "death_id_birth_differs", "namesake_died", "death_gender_differs",
+                                 "typo_id_then_own_id_elsewhere"}
+    assert set(near["category_it_must_not_fire"]) == {"duplicate_identity", "paid_after_death", "duplicate_cross_region"}
 
 
 def test_strict_ground_truth_untouched(clean_csv):
@@ -153,12 +157,17 @@ def test_common_name_namesakes(clean_csv):
 # --- independent recomputation ------------------------------------------------------------
 
 DUPLICATES = """
-WITH v AS (SELECT variant_id, person_id FROM variants WHERE kind LIKE 'di_%'),
+WITH v AS (SELECT variant_id, person_id FROM variants WHERE kind LIKE 'di_%' OR kind = 'dcr_typo_second_id'),
 own AS (SELECT DISTINCT canon(person_id) AS person, period FROM pension_payments),
+own_subsidy AS (SELECT DISTINCT canon(person_id) AS person, program, period FROM subsidy_payments),
 dup AS (
     SELECT v.person_id AS subject, p.region_code, p.period, CAST(p.amount AS DECIMAL(18,2)) AS amount
     FROM pension_payments AS p JOIN v ON upper(p.person_id) = v.variant_id
-    JOIN own ON own.person = v.person_id AND own.period = p.period),
+    JOIN own ON own.person = v.person_id AND own.period = p.period
+    UNION ALL
+    SELECT v.person_id, s.region_code, s.period, CAST(s.amount AS DECIMAL(18,2))
+    FROM subsidy_payments AS s JOIN v ON upper(s.person_id) = v.variant_id
+    JOIN own_subsidy AS o ON o.person = v.person_id AND o.program = s.program AND o.period = s.period),
 top AS (SELECT subject, region_code FROM dup GROUP BY subject, region_code
         QUALIFY row_number() OVER (PARTITION BY subject ORDER BY sum(amount) DESC, region_code) = 1)
 SELECT 'duplicate_identity', d.subject, sum(amount), min(period), max(period), t.region_code
@@ -200,6 +209,39 @@ FROM after AS a JOIN top AS t USING (subject) GROUP BY a.subject, t.region_code
 """
 
 
+# The person rules through identity clusters: a payment or a death record under a second ID the
+# linker joins to a person's (a payee variant of the linked kinds) is that person's.
+LINKED_KINDS = ("di_substitution", "di_transposition_trad", "di_bad_check_homophone", "di_forged_valid",
+                "pad_typo_second_id", "pad_death_under_paid_typo", "dcr_typo_second_id", "di_subsidy_typo",
+                "typo_id_then_own_id_elsewhere")
+CLUSTERS = f"""
+WITH linked AS (SELECT variant_id, person_id FROM variants
+                WHERE role = 'payee' AND kind IN ({", ".join(f"'{k}'" for k in LINKED_KINDS)})),
+persons AS (SELECT DISTINCT person_id FROM linked),
+pay AS (SELECT coalesce(l.person_id, canon(p.person_id)) AS person, p.scheme, p.region_code, p.period,
+               CAST(p.amount AS DECIMAL(18,2)) AS amount
+        FROM pension_payments AS p LEFT JOIN linked AS l ON upper(p.person_id) = l.variant_id),
+pay_linked AS (SELECT * FROM pay WHERE person IN (SELECT person_id FROM persons)),
+records AS (SELECT person_id, death_date FROM deaths
+            UNION ALL SELECT person_id, cancel_date FROM household WHERE cancel_reason = '死亡'),
+died AS (SELECT coalesce(l.person_id, canon(r.person_id)) AS person, strftime(min(CAST(r.death_date AS DATE)), '%Y-%m') AS month
+         FROM records AS r LEFT JOIN linked AS l ON upper(r.person_id) = l.variant_id GROUP BY 1),
+after AS (SELECT p.* FROM pay_linked AS p JOIN died AS d ON d.person = p.person WHERE p.period > d.month),
+started AS (SELECT person, scheme, region_code, min(period) AS started FROM pay_linked GROUP BY ALL),
+per_period AS (SELECT p.person, p.scheme, p.period, p.region_code, sum(p.amount) AS amount, any_value(s.started) AS started
+               FROM pay_linked AS p JOIN started AS s USING (person, scheme, region_code) GROUP BY ALL),
+overlap AS (SELECT *, row_number() OVER (PARTITION BY person, scheme, period ORDER BY started, region_code) AS k,
+                   count(*) OVER (PARTITION BY person, scheme, period) AS n FROM per_period),
+cross_region AS (SELECT person, region_code, period, amount FROM overlap WHERE n > 1 AND k > 1),
+rows AS (SELECT 'paid_after_death' AS rule_id, person, region_code, period, amount FROM after
+         UNION ALL SELECT 'duplicate_cross_region', person, region_code, period, amount FROM cross_region),
+top AS (SELECT rule_id, person, region_code FROM rows GROUP BY rule_id, person, region_code
+        QUALIFY row_number() OVER (PARTITION BY rule_id, person ORDER BY sum(amount) DESC, region_code) = 1)
+SELECT r.rule_id, r.person, sum(amount), min(period), max(period), t.region_code
+FROM rows AS r JOIN top AS t USING (rule_id, person) GROUP BY r.rule_id, r.person, t.region_code
+"""
+
+
 def recompute(folder) -> list[tuple]:
     import opencc
 
@@ -211,11 +253,11 @@ def recompute(folder) -> list[tuple]:
             lambda i: CAST(substr(id, i + 1, 1) AS INT) * [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2][i + 1]))
             AS BIGINT) % 11, 1) = substr(id, 18, 1)""")
     con.create_function("t2s", lambda s: None if s is None else t2s.convert(s), ["VARCHAR"], "VARCHAR")
-    for name in ("deaths", "household"):
+    for name in ("deaths", "household", "subsidy_payments"):
         con.execute(f"CREATE TABLE {name} AS SELECT * FROM read_csv('{folder / name}.csv', all_varchar=true)")
     con.execute(f"CREATE TABLE pension_payments AS SELECT * FROM read_csv('{folder}/pension_payments_*.csv', all_varchar=true)")
     con.execute(f"CREATE TABLE variants AS SELECT * FROM read_parquet('{folder / 'identity_variants.parquet'}')")
-    rows = con.execute(DUPLICATES).fetchall() + con.execute(WEAK).fetchall()
+    rows = con.execute(DUPLICATES).fetchall() + con.execute(WEAK).fetchall() + con.execute(CLUSTERS).fetchall()
     return sorted((r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows)
 
 
@@ -228,7 +270,8 @@ def truth(folder) -> list[tuple]:
 def test_identity_truth_matches_sql_recomputation(clean_csv):
     expected = truth(clean_csv)
     assert recompute(clean_csv) == expected
-    assert {r[0] for r in expected} == {"duplicate_identity", "paid_after_death_weak_match"}
+    assert {r[0] for r in expected} == {"duplicate_identity", "paid_after_death_weak_match", "paid_after_death",
+                                        "duplicate_cross_region"}
 
 
 @pytest.mark.parametrize("persons,months,seed,start", [(400, 4, 7, "2023-11"), (250, 13, 99, "2022-06")])
