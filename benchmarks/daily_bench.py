@@ -13,7 +13,8 @@ exactly as the data team runs it (``fraudwatch run --no-prefect``):
 3. a new file ``deaths_<as-of>.csv`` lands: ``--new-deaths`` people paid in the last month, each
    recorded dead two months before it (so each is a new suspect);
 4. the daily death check, as the ``daily-death-check`` deployment runs it (job ``death-check``,
-   categories ``paid_after_death`` and ``subsidy_after_death``) — the measured figure;
+   its categories from ``prefect.yaml``: paid_after_death, subsidy_after_death, certified_after_death) —
+   the measured figure;
 5. the same check again with nothing new (what a day without deaths costs).
 
 The stage timings come from each run's manifest; the table goes to stdout, the figures to JSON.
@@ -34,7 +35,18 @@ if str(REPO) not in sys.path:
 
 from benchmarks.run_benchmark import _load, _meta_matches, _tail, run_timed  # noqa: E402
 
-DAILY_CATEGORIES = ("paid_after_death", "subsidy_after_death")
+
+
+def _daily_categories() -> tuple[str, ...]:
+    """The categories the ``daily-death-check`` deployment runs (prefect.yaml, defined there once)."""
+    import yaml
+
+    spec = yaml.safe_load((REPO / "prefect.yaml").read_text(encoding="utf-8"))
+    daily = next(d for d in spec["deployments"] if d["name"] == "daily-death-check")
+    return tuple(daily["parameters"]["categories"])
+
+
+DAILY_CATEGORIES = _daily_categories()
 
 
 def _fraudwatch() -> str:
