@@ -119,6 +119,15 @@ def send(config: AlertConfig, alert: Alert) -> bool:
 # --------------------------------------------------------------------------- the two alerts
 
 
+def _amount_text(amount) -> str:
+    """'1,234.50 元 at risk', or for a rule without amounts (a risk indicator such as
+    certified_after_death) 'no amount at risk (risk indicator)'."""
+    from pipelines.report import format_yuan
+
+    text = format_yuan(amount)
+    return f"{text} 元 at risk" if text else "no amount at risk (risk indicator)"
+
+
 def new_suspects_alert(report, config: AlertConfig) -> Alert | None:
     """The alert for a finished run's new suspects at or above ``config.min_severity`` (None if there are none)."""
     from pipelines.report import format_yuan
@@ -132,8 +141,7 @@ def new_suspects_alert(report, config: AlertConfig) -> Alert | None:
     job = f" ({report.job})" if report.job else ""
     lines = [f"run {report.run_id}{job}, as of {report.as_of}: {count:,} new {level}-severity suspect(s), "
              f"{format_yuan(amount)} 元 at risk.", ""]
-    lines += [f"- {r.rule_id} ({r.severity}): {r.new:,} new, {format_yuan(r.new_amount) or 'no amount'} 元"
-              for r in rules]
+    lines += [f"- {r.rule_id} ({r.severity}): {r.new:,} new, {_amount_text(r.new_amount)}" for r in rules]
     lines += ["", f"All suspects: {report.total_hits:,} ({report.total_new:,} new, {report.total_recurring:,} recurring), "
               f"{format_yuan(report.total_amount)} 元 at risk."]
     if report.warnings:

@@ -92,8 +92,13 @@ def test_new_high_severity_suspects_are_announced_once(landing, receiver, tmp_pa
     high = [r for r in report.rules if r.severity == "high" and r.new]
     assert high and f"{sum(r.new for r in high)} new high-severity suspect(s)" in message["title"]
     for rule in high:
-        amount = format_yuan(rule.new_amount) or "no amount"  # certified_after_death is a risk indicator
-        assert f"- {rule.rule_id} (high): {rule.new} new, {amount} 元" in message["message"]
+        amount = format_yuan(rule.new_amount)
+        # certified_after_death is a risk indicator without amounts
+        text = f"{amount} 元 at risk" if amount else "no amount at risk (risk indicator)"
+        assert f"- {rule.rule_id} (high): {rule.new} new, {text}" in message["message"]
+    assert "no amount 元" not in message["message"]
+    if any(r.rule_id == "certified_after_death" for r in high):
+        assert "- certified_after_death (high): " in message["message"] and "(risk indicator)" in message["message"]
     assert "as of 2026-01-31" in message["message"] and str(first.suspects) in message["message"]
     suspects = pq.read_table(first.suspects, columns=["subject_id", "subject_name"]).to_pylist()
     for row in suspects:  # no personal data
