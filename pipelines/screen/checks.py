@@ -23,6 +23,11 @@ SCHEME_ZH = ("CASE {c} WHEN '110' THEN '企业职工基本养老保险' WHEN '12
              "WHEN '170' THEN '城乡居民基本养老保险' ELSE {c} END")
 # the payroll row, as every reason starts: 张三（身份证号…）
 WHO = "p.name || '（身份证号' || p.person_id || '）'"
+# when the ID itself is invalid, the office checks identity first (as the rules' reasons say)
+ID_NOTE = "CASE WHEN p.person_id_valid THEN '' ELSE '（该号码本身无效，校验码或出生日期不符，请先核实身份）' END"
+# when the death is recorded under another ID of the same person (identity_clusters)
+SUBJECT_NOTE = ("CASE WHEN a.subject = p.person_id THEN '' "
+                "ELSE '与身份证号' || a.subject || '经比对为同一人，该号' END")
 PAYMENT = f"'本次发放' || {month('p.period')} || '养老金' || {money('p.amount')} || '元（流水号' || p.payment_id || '）'"
 
 
@@ -56,13 +61,13 @@ def build_rows(engine: Engine, relations: tuple[str, ...]) -> None:
     engine.materialize("_sc_overlaps", OVERLAPS)
 
 
-# The one cheap pre-filter of the two duplicate checks, in one pass over ``_sc_rows``: per valid
+# The one cheap pre-filter of the two duplicate checks, in one pass over ``_sc_rows``: per
 # payroll person and period, the schemes two or more regions pay with a payroll row among them
 # (cross-region), and whether an employee pension meets a resident one paid in the payroll (cross-scheme).
 OVERLAPS = """
     WITH per_scheme AS (
         SELECT person_id, period, scheme, count(DISTINCT region_code) AS regions, bool_or(in_payroll) AS in_payroll
-        FROM _sc_rows WHERE person_id_valid AND scheme IN ('110', '120', '170')
+        FROM _sc_rows WHERE scheme IN ('110', '120', '170')
         GROUP BY person_id, period, scheme
     )
     SELECT person_id, period,
@@ -76,25 +81,35 @@ OVERLAPS = """
 
 _DEATH_IMPROPER = """
     after AS (
-        -- rows for periods strictly after the death month (the death month itself is payable)
-        SELECT r.*, d.death_date, d.death_month, d.sources
+        -- rows for periods strictly after the death month (the death month itself is payable), under
+        -- any ID the death counts for (``deaths.person_id``), per dead person (``deaths.subject``)
+        SELECT r.*, d.subject, d.death_date, d.death_month, d.sources
         FROM _sc_rows AS r JOIN deaths AS d ON d.person_id = r.person_id
-        WHERE r.person_id_valid AND r.period > d.death_month
+        WHERE r.period > d.death_month{valid}
     ),
     improper AS (
         -- a period whose payments net to zero or less (paid and reversed) is not improper
-        SELECT person_id, period FROM after GROUP BY person_id, period HAVING sum(amount) > 0
+        SELECT subject, period FROM after GROUP BY subject, period HAVING sum(amount) > 0
     )"""
 
 PAID_AFTER_DEATH = f"""
-WITH deaths AS (
-    SELECT person_id, death_date, death_month, sources FROM person_deaths
-    WHERE person_id IN (SELECT person_id FROM payroll)
+WITH keyed AS (
+    -- whose death counts for a person's payments: his own ID's, or, for another ID of one person
+    -- (identity_clusters, linked with high confidence), the death recorded under the canonical ID;
+    -- IDs valid or not (an invalid ID is an identifier too)
+    SELECT s.person_id, coalesce(cd.person_id, s.person_id) AS subject
+    FROM _sc_persons AS s
+    LEFT JOIN _sc_clusters AS m ON m.person_id = s.person_id AND m.canonical_id <> m.person_id
+    LEFT JOIN person_deaths AS cd ON cd.person_id = m.canonical_id
 ),
-{_DEATH_IMPROPER},
+deaths AS (
+    SELECT k.person_id, k.subject, d.death_date, d.death_month, d.sources
+    FROM keyed AS k JOIN person_deaths AS d ON d.person_id = k.subject
+),
+{_DEATH_IMPROPER.format(valid="")},
 records AS (
     SELECT person_id, list_sort(list({{'death_date': death_date, 'source': source, 'record_id': record_id}})) AS death_records
-    FROM death_records WHERE person_id_valid AND person_id IN (SELECT person_id FROM deaths)
+    FROM death_records WHERE person_id IN (SELECT subject FROM deaths)
     GROUP BY person_id
 ),
 certified AS ({{certified}})
@@ -102,20 +117,21 @@ SELECT p.payment_id,
        CASE WHEN c.person_id IS NULL THEN 'paid_after_death' ELSE 'certified_after_death' END AS rule_id,
        {as_json('''{'death_date': a.death_date, 'death_month': strftime(a.death_month, '%Y-%m'),
                    'death_sources': a.sources, 'death_records': rec.death_records,
+                   'death_recorded_under': CASE WHEN a.subject <> p.person_id THEN a.subject END,
                    'certifications_after_death': c.certifications}''')} AS facts,
        CASE WHEN c.person_id IS NULL THEN
-           {WHO} || '已于' || {day('a.death_date')} || '死亡（来源：' || {listed('a.sources')} || '），'
+           {WHO} || {ID_NOTE} || {SUBJECT_NOTE} || '已于' || {day('a.death_date')} || '死亡（来源：' || {listed('a.sources')} || '），'
            || {PAYMENT} || '属死亡月之后的待遇，发放即构成死亡后冒领，应暂停发放。'
        ELSE
-           {WHO} || '有' || {day('a.death_date')} || '的死亡记录（来源：' || {listed('a.sources')} || '），但于'
-           || {listed('c.cert_texts')} || '通过待遇资格认证；' || {PAYMENT}
+           {WHO} || {ID_NOTE} || {SUBJECT_NOTE} || '有' || {day('a.death_date')} || '的死亡记录（来源：' || {listed('a.sources')}
+           || '），但于' || {listed('c.cert_texts')} || '通过待遇资格认证；' || {PAYMENT}
            || '属死亡月之后的待遇：死亡记录与认证结果矛盾，应暂停发放，核实本人是否在世（死亡登记有误则恢复发放，冒名认证则属冒领）。'
        END AS reason
 FROM payroll AS p
 JOIN after AS a ON a.payment_id = p.payment_id AND a.in_payroll
-JOIN improper AS i ON i.person_id = a.person_id AND i.period = a.period
-LEFT JOIN records AS rec ON rec.person_id = a.person_id
-LEFT JOIN certified AS c ON c.person_id = a.person_id
+JOIN improper AS i ON i.subject = a.subject AND i.period = a.period
+LEFT JOIN records AS rec ON rec.person_id = a.subject
+LEFT JOIN certified AS c ON c.person_id = a.subject
 WHERE p.amount > 0
 """
 
@@ -125,7 +141,8 @@ CERTIFIED = f"""
            list_sort(list({{'record_id': c.record_id, 'cert_date': c.cert_date, 'method': c.method,
                             'region_code': c.region_code}})) AS certifications,
            list_sort(list({day('c.cert_date')} || coalesce('（' || c.method || '）', ''))) AS cert_texts
-    FROM certifications AS c JOIN deaths AS d ON d.person_id = c.person_id
+    FROM certifications AS c JOIN (SELECT DISTINCT subject AS person_id, death_date FROM deaths) AS d
+         ON d.person_id = c.person_id
     WHERE c.result IN ('通过', 'pass') AND c.cert_date > d.death_date
     GROUP BY d.person_id"""
 NO_CERTIFICATIONS = "SELECT NULL::VARCHAR AS person_id, NULL::VARCHAR AS certifications, NULL::VARCHAR[] AS cert_texts WHERE false"
@@ -137,7 +154,7 @@ WITH matched AS (
     WHERE m.status = 'matched' AND exact.person_id IS NULL AND m.matched_person_id IN (SELECT person_id FROM payroll)
 ),
 deaths AS (
-    SELECT matched_person_id AS person_id, min(death_date) AS death_date,
+    SELECT matched_person_id AS person_id, matched_person_id AS subject, min(death_date) AS death_date,
            CAST(date_trunc('month', min(death_date)) AS DATE) AS death_month,
            list_sort(list(DISTINCT source)) AS sources,
            list_sort(list(DISTINCT death_person_id)) AS death_ids,
@@ -146,7 +163,7 @@ deaths AS (
                            'record_id': record_id, 'name_match': name_level, 'id_relation': id_level}})) AS records
     FROM matched GROUP BY matched_person_id
 ),
-{_DEATH_IMPROPER}
+{_DEATH_IMPROPER.format(valid=" AND r.person_id_valid")}
 SELECT p.payment_id, 'paid_after_death_weak_match' AS rule_id,
        {as_json('''{'match': 'weak: death record ID invalid or unknown; name and birth date match this payee only',
                    'death_date': d.death_date, 'death_month': strftime(d.death_month, '%Y-%m'),
@@ -156,7 +173,7 @@ SELECT p.payment_id, 'paid_after_death_weak_match' AS rule_id,
        || '属死亡月之后的待遇，请核实本人是否在世后再发放（弱匹配）。' AS reason
 FROM payroll AS p
 JOIN after AS a ON a.payment_id = p.payment_id AND a.in_payroll
-JOIN improper AS i ON i.person_id = a.person_id AND i.period = a.period
+JOIN improper AS i ON i.subject = a.subject AND i.period = a.period
 JOIN deaths AS d ON d.person_id = a.person_id
 WHERE p.amount > 0
 """
@@ -169,7 +186,7 @@ WITH spells AS (
            CAST(date_trunc('month', admission_date) AS DATE) AS admission_month,
            CAST(date_trunc('month', release_date) AS DATE) AS release_month
     FROM prisoners
-    WHERE person_id_valid AND person_id IN (SELECT person_id FROM payroll)
+    WHERE person_id IN (SELECT person_id FROM payroll)
       AND (sentence_type IS NULL OR sentence_type IN ('有期徒刑', '拘役', '无期徒刑', '死刑缓期执行'))
 ),
 inside AS (
@@ -177,7 +194,7 @@ inside AS (
     -- every period up to the later of as_of and the period itself (paying it reaches the period)
     SELECT DISTINCT r.payment_id, r.person_id, r.period, r.amount, r.in_payroll
     FROM _sc_rows AS r JOIN spells AS s ON s.person_id = r.person_id
-    WHERE r.person_id_valid AND r.period > s.admission_month
+    WHERE r.period > s.admission_month
       AND (r.period < s.release_month
            OR (s.release_date IS NULL AND r.period <= CAST(date_trunc('month', greatest($as_of, r.period)) AS DATE)))
 ),
@@ -195,7 +212,7 @@ spell_list AS (
 )
 SELECT p.payment_id, 'paid_during_imprisonment' AS rule_id,
        {as_json("{'spells': sl.spells}")} AS facts,
-       {WHO} || '服刑记录：' || {listed('sl.spell_texts')} || '；' || {PAYMENT}
+       {WHO} || {ID_NOTE} || '服刑记录：' || {listed('sl.spell_texts')} || '；' || {PAYMENT}
        || '属服刑期间的待遇，服刑期间不应领取基本养老金，应暂停发放。' AS reason
 FROM payroll AS p
 JOIN inside AS x ON x.payment_id = p.payment_id AND x.in_payroll
@@ -216,7 +233,6 @@ paid AS (
     SELECT r.person_id, r.scheme, r.region_code, r.period, sum(r.amount) AS amount,
            list_sort(list(r.payment_id)) AS payment_ids, bool_or(NOT r.in_payroll) AS already_paid
     FROM _sc_rows AS r JOIN multi AS m ON m.person_id = r.person_id AND m.scheme = r.scheme AND m.period = r.period
-    WHERE r.person_id_valid
     GROUP BY r.person_id, r.scheme, r.region_code, r.period
     HAVING sum(r.amount) > 0
 ),
@@ -228,7 +244,6 @@ audit_history AS MATERIALIZED (
     -- the candidates' payments the audit loaded (joined first: the candidates are few)
     SELECT w.payment_id, w.person_id, w.scheme, w.region_code, w.period, w.amount
     FROM pension_payments AS w JOIN pairs AS c ON c.person_id = w.person_id AND c.scheme = w.scheme
-    WHERE w.person_id_valid
 ),
 history AS (
     -- every period each region paid (net > 0): what the audit loaded plus the payroll
@@ -237,8 +252,7 @@ history AS (
         WHERE payment_id NOT IN (SELECT payment_id FROM payroll)
         UNION ALL
         SELECT p.person_id, p.scheme, p.region_code, p.period, p.amount
-        FROM payroll AS p JOIN pairs AS c ON c.person_id = p.person_id AND c.scheme = p.scheme
-        WHERE p.person_id_valid)
+        FROM payroll AS p JOIN pairs AS c ON c.person_id = p.person_id AND c.scheme = p.scheme)
     GROUP BY person_id, scheme, region_code, period HAVING sum(amount) > 0
 ),
 starts AS (
@@ -259,14 +273,14 @@ SELECT p.payment_id, 'duplicate_cross_region' AS rule_id,
                    'this_region_started': strftime(r.started, '%Y-%m'),
                    'kept_region': k.region_code, 'kept_region_started': strftime(k.started, '%Y-%m'),
                    'kept_payment_ids': k.payment_ids, 'kept_payment_already_paid': k.already_paid}''')} AS facts,
-       {WHO} || '的' || {SCHEME_ZH.format(c='p.scheme')} || {month('p.period')} || '已由统筹区' || k.region_code
+       {WHO} || {ID_NOTE} || '的' || {SCHEME_ZH.format(c='p.scheme')} || {month('p.period')} || '已由统筹区' || k.region_code
        || CASE WHEN k.already_paid THEN '发放' ELSE '在本次发放名单中发放' END || '（' || {month('k.started')} || '起领取，流水号'
        || {listed('k.payment_ids')} || '）；统筹区' || p.region_code || {PAYMENT}
        || '属跨地区重复领取，应暂停发放。' AS reason
 FROM payroll AS p
 JOIN ranked AS r ON r.person_id = p.person_id AND r.scheme = p.scheme AND r.region_code = p.region_code AND r.period = p.period
 JOIN kept AS k ON k.person_id = p.person_id AND k.scheme = p.scheme AND k.period = p.period
-WHERE r.keep_rank > 1 AND p.amount > 0 AND p.person_id_valid
+WHERE r.keep_rank > 1 AND p.amount > 0
 """
 
 # ------------------------------------------------------------------ employee and resident pension in one period
@@ -282,7 +296,7 @@ kinds AS (
            list_sort(list(DISTINCT r.scheme)) AS schemes, list_sort(list(DISTINCT r.region_code)) AS regions,
            bool_or(NOT r.in_payroll) AS already_paid
     FROM _sc_rows AS r JOIN mixed AS m ON m.person_id = r.person_id AND m.period = r.period
-    WHERE r.person_id_valid AND r.scheme IN ('110', '120', '170')
+    WHERE r.scheme IN ('110', '120', '170')
     GROUP BY r.person_id, r.period, CASE WHEN r.scheme = '170' THEN 'resident' ELSE 'employee' END
     HAVING sum(r.amount) > 0
 ),
@@ -291,13 +305,13 @@ SELECT p.payment_id, 'duplicate_cross_scheme' AS rule_id,
        {as_json('''{'period': strftime(p.period, '%Y-%m'), 'employee_schemes': e.schemes, 'employee_regions': e.regions,
                    'employee_amount': CAST(e.amount AS DECIMAL(18,2)), 'employee_payment_ids': e.payment_ids,
                    'employee_payment_already_paid': e.already_paid}''')} AS facts,
-       {WHO} || {month('p.period')} || '同时领取' || {listed(f"list_transform(e.schemes, lambda s: {SCHEME_ZH.format(c='s')})")}
+       {WHO} || {ID_NOTE} || {month('p.period')} || '同时领取' || {listed(f"list_transform(e.schemes, lambda s: {SCHEME_ZH.format(c='s')})")}
        || '（统筹区' || {listed('e.regions')} || '，流水号' || {listed('e.payment_ids')} || '）；' || {PAYMENT}
        || '为城乡居民基本养老保险，按规定保留职工养老待遇，属跨险种重复领取，应暂停发放。' AS reason
 FROM payroll AS p
 JOIN overlap AS o ON o.person_id = p.person_id AND o.period = p.period
 JOIN kinds AS e ON e.person_id = p.person_id AND e.period = p.period AND e.kind = 'employee'
-WHERE p.scheme = '170' AND p.amount > 0 AND p.person_id_valid
+WHERE p.scheme = '170' AND p.amount > 0
 """
 
 # ------------------------------------------------------------------ one person paid under two IDs

@@ -41,12 +41,28 @@ TWICE = pid("110105", "19550404", "041")          # the same period twice in the
 ARREARS_TWICE = pid("110105", "19560505", "043")  # September arrears and January: two periods
 DEAD_TWO_REGIONS = pid("110101", "19440606", "045")  # dead and paid by two regions
 REVERSED = pid("110101", "19430707", "047")       # dead; the payroll reverses a payment
+# invalid IDs are identifiers: the same invalid ID in the death/prison record and the payroll
+DEAD_INVALID = broken(pid("110101", "19420808", "049"))   # died 2024-12-02 under this invalid ID
+PRISON_INVALID = broken(pid("320102", "19590909", "053"))  # serving since 2024-07 under this invalid ID
+REGIONS_INVALID = broken(pid("310101", "19471212", "055"))  # paid by 310101 since 2024-10; 110105 pays January too
+# paid under a typo of a dead person's ID: the audit linked the typo to him (one person)
+DEAD_TYPO_OWNER = pid("110101", "19410909", "057")        # registered; died 2024-11-10
+DEAD_TYPO = broken(DEAD_TYPO_OWNER)                        # paid under this typo from November on
+# near miss: a registered namesake born the same day, ID one digit away from a dead man's: never one person
+NAMESAKE = pid("110101", "19450101", "019")               # 张一 like DEAD, alive
 
 NAMES = {DEAD: "张一", DEAD_JAN: "张二", DEAD_ARREARS: "张三", WEAK: "王伟", PRISON: "李一", RELEASED: "李二",
          PROBATION: "李三", ADMITTED_JAN: "李四", TWO_REGIONS: "赵一", ARREARS_REGION: "赵二", MOVED: "赵三",
          TWO_SCHEMES: "钱一", RESIDENT_ONLY: "钱二", LINKED: "孙一", LINKED_TYPO: "孙一", LINKED_ALONE: "孙二",
-         LINKED_ALONE_TYPO: "孙二", TWICE: "周一", ARREARS_TWICE: "周二", DEAD_TWO_REGIONS: "吴一", REVERSED: "吴二"}
+         LINKED_ALONE_TYPO: "孙二", TWICE: "周一", ARREARS_TWICE: "周二", DEAD_TWO_REGIONS: "吴一", REVERSED: "吴二",
+         DEAD_INVALID: "郑一", PRISON_INVALID: "郑二", REGIONS_INVALID: "郑三", DEAD_TYPO_OWNER: "冯一", DEAD_TYPO: "冯一",
+         NAMESAKE: "张一"}
+# IDs the household register does not carry (typos, invalid IDs)
+UNREGISTERED = (LINKED_TYPO, LINKED_ALONE_TYPO, DEAD_INVALID, PRISON_INVALID, REGIONS_INVALID, DEAD_TYPO)
 AUDIT_MONTHS = ("2024-10", "2024-11", "2024-12")
+# pensioners with nothing to find (a payroll is mostly valid IDs: the contract wants 90 %)
+BACKGROUND = {pid("530102", f"19600{1 + i // 28}{1 + i % 28:02d}", "071"): f"何{'甲乙丙丁戊己庚辛壬癸'[i % 10]}{'一二三四五'[i // 10]}"
+              for i in range(50)}
 HEAD = ["payment_id", "person_id", "name", "scheme", "region_code", "period", "amount", "pay_date"]
 
 
@@ -68,8 +84,14 @@ def _audit_payments() -> list[list]:
             months = ("2024-10", "2024-11")
         if person == RESIDENT_ONLY:
             months = AUDIT_MONTHS
+        if person == DEAD_TYPO_OWNER:
+            months = ("2024-10",)
+        if person == DEAD_TYPO:
+            months = ("2024-11", "2024-12")
         for m in months:
             rows.append([f"W{len(rows):04d}", person, NAMES[person], scheme, region, m, "2000.00", f"{m}-10"])
+    for person, name in BACKGROUND.items():
+        rows += [[f"W{len(rows):04d}", person, name, "110", "530102", m, "1500.00", f"{m}-10"] for m in AUDIT_MONTHS]
     return rows
 
 
@@ -100,6 +122,12 @@ PAYROLL = {
     "J23": (DEAD_TWO_REGIONS, "110", "110101", "2025-01", "2000.00"),
     "J24": (DEAD_TWO_REGIONS, "110", "320102", "2025-01", "2000.00"),
     "J25": (REVERSED, "110", "110101", "2024-12", "-2000.00"),
+    "J26": (DEAD_INVALID, "110", "110101", "2025-01", "2000.00"),
+    "J27": (PRISON_INVALID, "110", "320102", "2025-01", "2000.00"),
+    "J28": (REGIONS_INVALID, "110", "110105", "2025-01", "1900.00"),
+    "J29": (DEAD_TYPO, "110", "110101", "2025-01", "2000.00"),
+    "J30": (NAMESAKE, "110", "110101", "2025-01", "2000.00"),
+    "J31": (REGIONS_INVALID, "110", "310101", "2025-01", "2000.00"),
 }
 EXPECTED = {
     "J01": ("paid_after_death", "high"),
@@ -112,6 +140,10 @@ EXPECTED = {
     "J20": ("duplicate_payment_same_period", "medium"),
     "J23": ("paid_after_death", "high"),
     "J24": ("paid_after_death", "high"),
+    "J26": ("paid_after_death", "high"),
+    "J27": ("paid_during_imprisonment", "high"),
+    "J28": ("duplicate_cross_region", "high"),
+    "J29": ("paid_after_death", "high"),
 }
 BAD_ROWS = [
     ["J90", "", "无号", "110", "110101", "2025-01", "2000.00", ""],          # missing person_id

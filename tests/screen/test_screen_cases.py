@@ -22,7 +22,8 @@ from pipelines.pipeline import RunConfig
 from pipelines.screen import ScreenConfig, screen_payroll
 from pipelines.screen.run import HOLD_COLUMNS
 from pipelines.stages import run_pipeline
-from screen_cases import DEAD, DEAD_TWO_REGIONS, EXPECTED, HEAD, PAYROLL, WEAK, _write, broken
+from screen_cases import (DEAD, DEAD_TWO_REGIONS, DEAD_TYPO, DEAD_TYPO_OWNER, EXPECTED, HEAD, PAYROLL, WEAK, _write,
+                          broken)
 
 
 def _screen(output: Path, payroll: Path):
@@ -36,7 +37,7 @@ def test_holds_are_exactly_the_planted_cases_and_no_near_miss(audit, payroll):
     assert got == EXPECTED
     assert result.rows_held == len(EXPECTED)
     assert Decimal(result.amount_held) == sum(Decimal(PAYROLL[k][4]) for k in EXPECTED)
-    assert result.per_reason["paid_after_death"] == {"rows": 4, "amount": "8000.00"}
+    assert result.per_reason["paid_after_death"] == {"rows": 6, "amount": "12000.00"}
 
 
 def test_hold_rows_carry_the_spec_columns_canonical_values_and_evidence(audit, payroll):
@@ -162,5 +163,26 @@ def test_more_holds_than_a_sheet_takes_continue_on_the_next_sheet(audit, payroll
     monkeypatch.setattr(workbook, "XLSX_MAX_ROWS", 4)
     wb = openpyxl.load_workbook(_screen(audit, payroll).xlsx)
     parts = [ws for ws in wb.worksheets if ws.title.startswith("暂停发放核实名单")]
-    assert [ws.title for ws in parts] == ["暂停发放核实名单", "暂停发放核实名单 (2)", "暂停发放核实名单 (3)"]
-    assert [ws.max_row - 1 for ws in parts] == [4, 4, len(EXPECTED) - 8]
+    full, rest = divmod(len(EXPECTED), 4)
+    sheets = full + (rest > 0)
+    assert sheets >= 3
+    assert [ws.title for ws in parts] == ["暂停发放核实名单"] + [f"暂停发放核实名单 ({i})" for i in range(2, sheets + 1)]
+    assert [ws.max_row - 1 for ws in parts] == [4] * full + ([rest] if rest else [])
+
+
+def test_invalid_ids_and_a_typo_of_a_dead_mans_id_are_held_and_say_so(audit, payroll):
+    """An invalid ID is an identifier: the same invalid ID dead, imprisoned or paid by two regions is
+    held, and the reason says to check identity first. A payee under a typo the audit linked to a dead
+    man is held for his death; a registered namesake one digit away from a dead man is not."""
+    holds = pl.read_parquet(_screen(audit, payroll).holds)
+    row = {r["payment_id"]: r for r in holds.iter_rows(named=True)}
+    for key in ("J26", "J27", "J28"):
+        assert "该号码本身无效" in row[key]["reason"], key
+        assert json.loads(row[key]["evidence"])["person_id_valid"] is False
+    assert "该号码本身无效" not in row["J01"]["reason"]
+    typo = row["J29"]
+    assert typo["person_id"] == DEAD_TYPO
+    assert f"与身份证号{DEAD_TYPO_OWNER}经比对为同一人，该号已于2024-11-10死亡" in typo["reason"]
+    assert json.loads(typo["evidence"])["findings"]["paid_after_death"]["death_recorded_under"] == DEAD_TYPO_OWNER
+    assert "J30" not in row  # NAMESAKE
+    assert json.loads(row["J01"]["evidence"])["findings"]["paid_after_death"]["death_recorded_under"] is None

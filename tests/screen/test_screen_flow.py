@@ -13,6 +13,7 @@ import yaml
 
 from pipelines.screen import ScreenConfig, screen_payroll
 from pipelines.screen.watch import pending_payrolls
+from screen_cases import EXPECTED
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -63,6 +64,6 @@ def test_the_flow_screens_each_new_payroll_once(audit, payroll, tmp_path):
     with prefect_test_harness(server_startup_timeout=180):
         first = screen_flow(payroll_dir=str(folder), output=str(output), as_of=date(2025, 1, 5), settle_seconds=0)
         again = screen_flow(payroll_dir=str(folder), output=str(output), as_of=date(2025, 1, 5), settle_seconds=0)
-    assert [s["payroll"] for s in first] == [payroll.name] and first[0]["rows_held"] == 10
+    assert [s["payroll"] for s in first] == [payroll.name] and first[0]["rows_held"] == len(EXPECTED)
     assert again == []
     assert (output / "screens" / first[0]["screen_id"] / "holds.xlsx").exists()
