@@ -161,7 +161,9 @@ def generate(
                             ("ground_truth.parquet", "near_misses.parquet", "planted_bad_rows.parquet", "synth_meta.json",
                              *IDENTITY_FILES)]
     if payroll is not None:
-        files += [out / "deaths_payroll_next.csv", out / "prisoners_payroll_next.csv", payroll.payroll, payroll.truth]
+        from fraudwatch_synth.payroll import CERTIFICATIONS_FILE, DEATHS_FILE, PRISONERS_FILE
+
+        files += [out / DEATHS_FILE, out / PRISONERS_FILE, out / CERTIFICATIONS_FILE, payroll.payroll, payroll.truth]
     return SynthSummary(out, dict(writer.rows), len(bad), cases, len(near), valid_from, files, identity_cases,
                         payroll.payroll if payroll is not None else None)
 

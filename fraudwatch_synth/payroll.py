@@ -5,18 +5,19 @@ history is clean by construction (no planted case, near miss, identity variant, 
 term or move) and who was paid in the last generated month is paid again. Into it are planted,
 on such pensioners, the holds of every hold reason of docs/spec/suspects.md "Pre-payment
 screening" and near misses that must not be held; the audit facts they need (a death record, a
-prison admission) go into two extra landing files, ``deaths_payroll_next.csv`` and
-``prisoners_payroll_next.csv``, chosen so that the audit of the generated months finds nothing
-new (a death in the last month is payable; an admission month is payable).
+prison admission, a proof-of-life certification) go into three extra landing files,
+``deaths_payroll_next.csv``, ``prisoners_payroll_next.csv`` and ``certifications_payroll_next.csv``,
+chosen so that the audit of the generated months finds nothing new (a death in the last month is
+payable; an admission month is payable) — except the certification after a death, which the audit
+reports as ``certified_after_death`` (no money: the pension was last paid in the payable death month).
 
 ``DIR/pension_payments_<YYYYMM>.csv`` is the payroll; ``DIR/payroll_truth.parquet`` says, for
 every planted row (``payment_id``), its ``kind``, whether the screen must ``hold`` it, and the
 ``hold_reason`` (a category), ``severity`` and ``rule_id`` it must be held under. Every payroll
 row not listed as a hold must pass: the truth is exact for the whole file.
 
-Not planted (yet): ``certified_after_death`` (the ``certifications`` extract is generated now,
-fraudwatch_synth/certifications.py, but no payroll case uses it) and a payee paid under a typo of a
-*dead* person's ID (the rules do not follow identity clusters for deaths yet).
+Not planted (yet): a payee paid under a typo of a *dead* person's ID (tests/screen/screen_cases.py
+has the hand-made case).
 """
 
 from __future__ import annotations
@@ -36,13 +37,18 @@ from fraudwatch_synth.writer import write_parquet
 
 TRUTH_FILE = "payroll_truth.parquet"
 DEATHS_FILE, PRISONERS_FILE = "deaths_payroll_next.csv", "prisoners_payroll_next.csv"
+CERTIFICATIONS_FILE = "certifications_payroll_next.csv"
 
+CAD = "certified_after_death"
 PAD, PDI, DCR, DCS, DI, DPSP = ("paid_after_death", "paid_during_imprisonment", "duplicate_cross_region",
                                 "duplicate_cross_scheme", "duplicate_identity", "duplicate_payment_same_period")
 # kind -> (hold_reason, severity, rule_id) of its planted row; None: a near miss, never held
 KINDS: dict[str, tuple[str, str, str] | None] = {
     "hold_died_last_month": (PAD, "high", PAD),                      # death in the last audited month
     "hold_weak_death_record": (PAD, "medium", "paid_after_death_weak_match"),  # died under a broken ID
+    "hold_certified_after_death": (CAD, "high", CAD),                # died; a passed certification afterwards
+    "hold_died_failed_certification_after": (PAD, "high", PAD),      # a failed certification after the death
+    "hold_died_certified_before": (PAD, "high", PAD),                # certified alive before the death
     "hold_serving_prisoner": (PDI, "high", PDI),                     # admitted last month, still serving
     "hold_second_region": (DCR, "high", DCR),                        # a second region pays the same scheme
     "hold_resident_and_employee": (DCS, "high", DCS),                # a resident pension beside the employee one
@@ -95,7 +101,7 @@ def write_next_payroll(out: Path, payroll_dir: Path, pop: Population, plan: Plan
     rows = [base.select("person", "region", "scheme", "fen", kind=pl.lit(None, pl.String),
                         person_id=pl.lit(None, pl.String), name=pl.lit(None, pl.String), extra=pl.lit(0, pl.Int8))]
     replaced: list[np.ndarray] = []   # persons whose base row a near miss replaces
-    deaths, prisons = [], []
+    deaths, prisons, certs = [], [], []
 
     def add(kind: str, frame: pl.DataFrame, **cols) -> None:
         rows.append(frame.select("person", "region", "scheme", "fen").with_columns(
@@ -113,6 +119,18 @@ def write_next_payroll(out: Path, payroll_dir: Path, pop: Population, plan: Plan
             "death_date": date_text(cal.day_in(np.full(len(p), month), rng)),
             "source": pl.Series(ref.DEATH_SOURCES).gather(rng.integers(0, 3, len(p)))}))
 
+    def certified(frame: pl.DataFrame, days_after_death: int, passed: bool) -> None:
+        """A death early in the last month (day 1–10) and a certification ``days_after_death`` later."""
+        p = frame["person"].to_numpy()
+        death = cal.day_in(np.full(len(p), last), rng, 1, 10)
+        deaths.append(pl.DataFrame({"person_id": pop.ids.gather(p), "name": pop.names.gather(p),
+                                    "death_date": date_text(death),
+                                    "source": pl.Series(ref.DEATH_SOURCES).gather(rng.integers(0, 3, len(p)))}))
+        certs.append(pl.DataFrame({
+            "person_id": pop.ids.gather(p), "name": pop.names.gather(p),
+            "cert_date": date_text(death + days_after_death), "method": ["人脸识别"] * len(p),
+            "result": ["通过" if passed else "未通过"] * len(p), "region_code": pl.Series(frame["region"]).cast(pl.String)}))
+
     def jailed(frame: pl.DataFrame, admitted: int, released: int | None, sentence: str) -> None:
         p = frame["person"].to_numpy()
         release = date_text(cal.day_in(np.full(len(p), released), rng)) if released is not None \
@@ -128,6 +146,11 @@ def write_next_payroll(out: Path, payroll_dir: Path, pop: Population, plan: Plan
     weak = k["hold_weak_death_record"]
     died(weak, last, _wrong_check(pop.ids.gather(weak["person"].to_numpy())))
     mark("hold_weak_death_record", weak)
+    for kind, days, passed in (("hold_certified_after_death", 12, True),
+                               ("hold_died_failed_certification_after", 12, False),
+                               ("hold_died_certified_before", -3, True)):
+        certified(k[kind], days, passed)
+        mark(kind, k[kind])
     jailed(k["hold_serving_prisoner"], last, None, "有期徒刑")
     mark("hold_serving_prisoner", k["hold_serving_prisoner"])
     second = k["hold_second_region"]
@@ -173,6 +196,9 @@ def write_next_payroll(out: Path, payroll_dir: Path, pop: Population, plan: Plan
     write_parquet(truth, payroll_dir / TRUTH_FILE)
     _record_ids(pl.concat(deaths), "XP").write_csv(Path(out) / DEATHS_FILE)
     pl.concat(prisons).write_csv(Path(out) / PRISONERS_FILE)
+    _record_ids(pl.concat(certs), "XC", "cert_date").select(
+        "record_id", "person_id", "name", "cert_date", "method", "result", "region_code").write_csv(
+        Path(out) / CERTIFICATIONS_FILE)
     holds = truth.filter(pl.col("expect") == "hold")
     return PayrollSummary(path, payroll_dir / TRUTH_FILE, period, payroll.height,
                           {r: int(c) for r, c in holds.group_by("hold_reason").len().sort("hold_reason").iter_rows()},
@@ -244,8 +270,8 @@ def _finish(frame: pl.DataFrame, base: pl.DataFrame, pop: Population, cal: Calen
     return payroll, truth
 
 
-def _record_ids(deaths: pl.DataFrame, prefix: str) -> pl.DataFrame:
-    return deaths.sort("death_date", "person_id").with_columns(
+def _record_ids(records: pl.DataFrame, prefix: str, dated: str = "death_date") -> pl.DataFrame:
+    return records.sort(dated, "person_id").with_columns(
         record_id=pl.lit(prefix) + pl.int_range(1, pl.len() + 1).cast(pl.String).str.zfill(8))
 
 
