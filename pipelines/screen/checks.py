@@ -11,6 +11,7 @@ negative amount (reversals) are never held. Each check returns ``payment_id, rul
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from pipelines.engine import DUCKDB, Engine
@@ -40,34 +41,45 @@ class Check:
     sql: str
 
 
-def build_rows(engine: Engine, relations: tuple[str, ...]) -> None:
-    """Create ``_sc_rows`` (see the module doc) and ``_sc_overlaps`` (the duplicate checks' pre-filter)
-    in the session; ``payroll`` and ``_sc_clusters`` (:func:`pipelines.screen.links.build_clusters`) must exist."""
+def build_rows(engine: Engine, relations: tuple[str, ...], periods: list[str]) -> None:
+    """Create ``_sc_rows`` (see the module doc), ``_sc_multi`` (its rows of a person paid two or more
+    times in a period: the only rows a duplicate can be made of) and ``_sc_overlaps`` (the duplicate
+    checks' pre-filter) in the session; ``payroll`` (paying ``periods``, 'YYYY-MM') and ``_sc_clusters``
+    (:func:`pipelines.screen.links.build_clusters`) must exist."""
     engine.materialize("_sc_persons", """
         SELECT DISTINCT person_id FROM payroll
         UNION
         SELECT b.person_id FROM _sc_clusters a JOIN _sc_clusters b ON b.canonical_id = a.canonical_id
         WHERE a.person_id IN (SELECT person_id FROM payroll)""")
-    engine.materialize("_sc_rows", """
+    # the periods as constants, so the lake's files of other months are skipped by their statistics
+    months = ", ".join(f"DATE '{month}-01'" for month in periods if _MONTH.fullmatch(month)) or "NULL"
+    engine.materialize("_sc_rows", f"""
         SELECT w.payment_id, w.person_id, w.person_id_valid, w.name, w.scheme, w.region_code, w.period,
                w.amount, w.pay_date, false AS in_payroll
         FROM pension_payments AS w
-        WHERE w.period IN (SELECT DISTINCT period FROM payroll)
+        WHERE w.period IN ({months})
           AND w.person_id IN (SELECT person_id FROM _sc_persons)
           AND w.payment_id NOT IN (SELECT payment_id FROM payroll)
         UNION ALL
         SELECT payment_id, person_id, person_id_valid, name, scheme, region_code, period, amount, pay_date, true
         FROM payroll""")
+    engine.materialize("_sc_multi", """
+        SELECT r.* FROM _sc_rows AS r
+        SEMI JOIN (SELECT person_id, period FROM _sc_rows GROUP BY person_id, period HAVING count(*) >= 2) AS m
+             ON m.person_id = r.person_id AND m.period = r.period""")
     engine.materialize("_sc_overlaps", OVERLAPS)
 
 
-# The one cheap pre-filter of the two duplicate checks, in one pass over ``_sc_rows``: per
+_MONTH = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
+
+
+# The one cheap pre-filter of the two duplicate checks, in one pass over ``_sc_multi``: per
 # payroll person and period, the schemes two or more regions pay with a payroll row among them
 # (cross-region), and whether an employee pension meets a resident one paid in the payroll (cross-scheme).
 OVERLAPS = """
     WITH per_scheme AS (
         SELECT person_id, period, scheme, count(DISTINCT region_code) AS regions, bool_or(in_payroll) AS in_payroll
-        FROM _sc_rows WHERE scheme IN ('110', '120', '170')
+        FROM _sc_multi WHERE scheme IN ('110', '120', '170')
         GROUP BY person_id, period, scheme
     )
     SELECT person_id, period,
@@ -232,7 +244,7 @@ paid AS (
     -- net payment per person, scheme, region and period; a period reversed in full drops out
     SELECT r.person_id, r.scheme, r.region_code, r.period, sum(r.amount) AS amount,
            list_sort(list(r.payment_id)) AS payment_ids, bool_or(NOT r.in_payroll) AS already_paid
-    FROM _sc_rows AS r JOIN multi AS m ON m.person_id = r.person_id AND m.scheme = r.scheme AND m.period = r.period
+    FROM _sc_multi AS r JOIN multi AS m ON m.person_id = r.person_id AND m.scheme = r.scheme AND m.period = r.period
     GROUP BY r.person_id, r.scheme, r.region_code, r.period
     HAVING sum(r.amount) > 0
 ),
@@ -295,7 +307,7 @@ kinds AS (
            sum(r.amount) AS amount, list_sort(list(r.payment_id)) AS payment_ids,
            list_sort(list(DISTINCT r.scheme)) AS schemes, list_sort(list(DISTINCT r.region_code)) AS regions,
            bool_or(NOT r.in_payroll) AS already_paid
-    FROM _sc_rows AS r JOIN mixed AS m ON m.person_id = r.person_id AND m.period = r.period
+    FROM _sc_multi AS r JOIN mixed AS m ON m.person_id = r.person_id AND m.period = r.period
     WHERE r.scheme IN ('110', '120', '170')
     GROUP BY r.person_id, r.period, CASE WHEN r.scheme = '170' THEN 'resident' ELSE 'employee' END
     HAVING sum(r.amount) > 0
@@ -349,7 +361,7 @@ WHERE r.ids_paying >= 2 AND r.id_rank > r.kept_rank AND p.amount > 0
 
 DUPLICATE_PAYMENT_SAME_PERIOD = f"""
 WITH groups AS (
-    SELECT person_id, scheme, region_code, period FROM _sc_rows
+    SELECT person_id, scheme, region_code, period FROM _sc_multi
     GROUP BY person_id, scheme, region_code, period
     HAVING count(*) FILTER (WHERE amount > 0) >= 2 AND bool_or(in_payroll)
 ),
@@ -357,7 +369,7 @@ ranked AS (
     SELECT r.*, row_number() OVER (PARTITION BY r.person_id, r.scheme, r.region_code, r.period
                                    ORDER BY CASE WHEN r.amount > 0 THEN 0 ELSE 1 END, r.pay_date NULLS LAST,
                                             r.payment_id) AS pay_rank
-    FROM _sc_rows AS r
+    FROM _sc_multi AS r
     JOIN groups AS g ON g.person_id = r.person_id AND g.scheme = r.scheme AND g.region_code = r.region_code
                     AND g.period = r.period
 ),

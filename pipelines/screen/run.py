@@ -113,7 +113,7 @@ def screen_payroll(config: ScreenConfig) -> ScreenResult:
         timings["read_payroll"] = _lap(clock)
         new_links = screen_links.build_clusters(engine, audit.relations)
         timings["link_new_ids"] = _lap(clock, timings)
-        screen_checks.build_rows(engine, audit.relations)
+        screen_checks.build_rows(engine, audit.relations, payroll.periods)
         timings["gather"] = _lap(clock, timings)
         engine.execute("CREATE TEMP TABLE _sc_hits (payment_id VARCHAR, rule_id VARCHAR, facts VARCHAR, reason VARCHAR)")
         skipped: dict[str, list[str]] = {}
