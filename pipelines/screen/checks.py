@@ -26,9 +26,10 @@ SCHEME_ZH = ("CASE {c} WHEN '110' THEN '企业职工基本养老保险' WHEN '12
 WHO = "p.name || '（身份证号' || p.person_id || '）'"
 # when the ID itself is invalid, the office checks identity first (as the rules' reasons say)
 ID_NOTE = "CASE WHEN p.person_id_valid THEN '' ELSE '（该号码本身无效，校验码或出生日期不符，请先核实身份）' END"
-# when the death is recorded under another ID of the same person (identity_clusters)
-SUBJECT_NOTE = ("CASE WHEN a.subject = p.person_id THEN '' "
-                "ELSE '与身份证号' || a.subject || '经比对为同一人，该号' END")
+# when the payee's ID is another ID of a person (identity_clusters) and his death is recorded under another
+SUBJECT_NOTE = ("CASE WHEN list_has_all([p.person_id], a.death_ids) THEN '' "
+                "ELSE '与身份证号' || array_to_string(list_filter(a.death_ids, lambda i: i <> p.person_id), '、')"
+                " || '经比对为同一人，该人' END")
 PAYMENT = f"'本次发放' || {month('p.period')} || '养老金' || {money('p.amount')} || '元（流水号' || p.payment_id || '）'"
 
 
@@ -95,7 +96,7 @@ _DEATH_IMPROPER = """
     after AS (
         -- rows for periods strictly after the death month (the death month itself is payable), under
         -- any ID the death counts for (``deaths.person_id``), per dead person (``deaths.subject``)
-        SELECT r.*, d.subject, d.death_date, d.death_month, d.sources
+        SELECT r.*, d.subject, d.death_date, d.death_month, d.sources, d.death_ids
         FROM _sc_rows AS r JOIN deaths AS d ON d.person_id = r.person_id
         WHERE r.period > d.death_month{valid}
     ),
@@ -105,31 +106,48 @@ _DEATH_IMPROPER = """
     )"""
 
 PAID_AFTER_DEATH = f"""
+-- As rules/paid_after_death.yaml: the IDs linked with high confidence to one person (_sc_clusters:
+-- the audit's identity_clusters plus the payroll's new IDs) are one person, the cluster's canonical
+-- ID (``subject``); an ID not listed there is its own person; IDs valid or not.
 WITH keyed AS (
-    -- whose death counts for a person's payments: his own ID's, or, for another ID of one person
-    -- (identity_clusters, linked with high confidence), the death recorded under the canonical ID;
-    -- IDs valid or not (an invalid ID is an identifier too)
-    SELECT s.person_id, coalesce(cd.person_id, s.person_id) AS subject
-    FROM _sc_persons AS s
-    LEFT JOIN _sc_clusters AS m ON m.person_id = s.person_id AND m.canonical_id <> m.person_id
-    LEFT JOIN person_deaths AS cd ON cd.person_id = m.canonical_id
+    SELECT s.person_id, coalesce(m.canonical_id, s.person_id) AS subject
+    FROM _sc_persons AS s LEFT JOIN _sc_clusters AS m ON m.person_id = s.person_id
+),
+death_ids AS (
+    -- whose death a death record reports: the person of its ID when that ID is the canonical one or
+    -- is itself paid (by the audit or in the payroll); a record under a linked ID never paid is the
+    -- weak match's business
+    SELECT d.person_id AS death_id, coalesce(m.canonical_id, d.person_id) AS subject
+    FROM person_deaths AS d LEFT JOIN _sc_clusters AS m ON m.person_id = d.person_id
+    WHERE coalesce(m.canonical_id, d.person_id) IN (SELECT subject FROM keyed)
+      AND (m.person_id IS NULL OR m.canonical_id = m.person_id OR m.payment_count > 0
+           OR d.person_id IN (SELECT person_id FROM payroll))
+),
+person_death AS (
+    -- the person's earliest death over those IDs
+    SELECT k.subject, min(d.death_date) AS death_date, min(d.death_month) AS death_month,
+           list_sort(list_distinct(flatten(list(d.sources)))) AS sources, list_sort(list(k.death_id)) AS death_ids
+    FROM death_ids AS k JOIN person_deaths AS d ON d.person_id = k.death_id
+    GROUP BY k.subject
 ),
 deaths AS (
-    SELECT k.person_id, k.subject, d.death_date, d.death_month, d.sources
-    FROM keyed AS k JOIN person_deaths AS d ON d.person_id = k.subject
+    SELECT k.person_id, k.subject, d.death_date, d.death_month, d.sources, d.death_ids
+    FROM keyed AS k JOIN person_death AS d ON d.subject = k.subject
 ),
 {_DEATH_IMPROPER.format(valid="")},
 records AS (
-    SELECT person_id, list_sort(list({{'death_date': death_date, 'source': source, 'record_id': record_id}})) AS death_records
-    FROM death_records WHERE person_id IN (SELECT subject FROM deaths)
-    GROUP BY person_id
+    SELECT k.subject AS person_id,
+           list_sort(list({{'death_date': r.death_date, 'source': r.source, 'record_id': r.record_id}})) AS death_records
+    FROM death_records AS r JOIN death_ids AS k ON k.death_id = r.person_id
+    GROUP BY k.subject
 ),
 certified AS ({{certified}})
 SELECT p.payment_id,
        CASE WHEN c.person_id IS NULL THEN 'paid_after_death' ELSE 'certified_after_death' END AS rule_id,
        {as_json('''{'death_date': a.death_date, 'death_month': strftime(a.death_month, '%Y-%m'),
                    'death_sources': a.sources, 'death_records': rec.death_records,
-                   'death_recorded_under': CASE WHEN a.subject <> p.person_id THEN a.subject END,
+                   'this_person': CASE WHEN a.subject <> p.person_id THEN a.subject END,
+                   'death_record_person_ids': a.death_ids,
                    'certifications_after_death': c.certifications}''')} AS facts,
        CASE WHEN c.person_id IS NULL THEN
            {WHO} || {ID_NOTE} || {SUBJECT_NOTE} || '已于' || {day('a.death_date')} || '死亡（来源：' || {listed('a.sources')} || '），'
@@ -149,14 +167,15 @@ WHERE p.amount > 0
 
 # a passed certification dated after the person's (earliest) death date
 CERTIFIED = f"""
-    SELECT d.person_id,
+    SELECT d.subject AS person_id,
            list_sort(list({{'record_id': c.record_id, 'cert_date': c.cert_date, 'method': c.method,
                             'region_code': c.region_code}})) AS certifications,
            list_sort(list({day('c.cert_date')} || coalesce('（' || c.method || '）', ''))) AS cert_texts
-    FROM certifications AS c JOIN (SELECT DISTINCT subject AS person_id, death_date FROM deaths) AS d
-         ON d.person_id = c.person_id
+    FROM certifications AS c
+    LEFT JOIN _sc_clusters AS m ON m.person_id = c.person_id
+    JOIN person_death AS d ON d.subject = coalesce(m.canonical_id, c.person_id)
     WHERE c.result IN ('通过', 'pass') AND c.cert_date > d.death_date
-    GROUP BY d.person_id"""
+    GROUP BY d.subject"""
 NO_CERTIFICATIONS = "SELECT NULL::VARCHAR AS person_id, NULL::VARCHAR AS certifications, NULL::VARCHAR[] AS cert_texts WHERE false"
 
 PAID_AFTER_DEATH_WEAK = f"""

@@ -26,8 +26,8 @@ from pipelines.engine import Engine
 from pipelines.linking.names import name_keys
 from pipelines.linking.scoring import PRIOR, THRESHOLD, WEIGHTS
 
-CLUSTER_COLUMNS = ("person_id", "canonical_id", "rank", "link_score", "link_agreed_fields", "link_id_level",
-                   "link_name_level")
+CLUSTER_COLUMNS = ("person_id", "canonical_id", "rank", "payment_count", "link_score", "link_agreed_fields",
+                   "link_id_level", "link_name_level")
 _EMPTY_CLUSTERS = ("SELECT NULL::VARCHAR AS person_id, NULL::VARCHAR AS canonical_id, NULL::INTEGER AS rank, "
                    "NULL::BOOLEAN AS valid, NULL::BOOLEAN AS registered, NULL::DATE AS first_paid_period, "
                    "NULL::BIGINT AS payment_count, NULL::DOUBLE AS link_score, NULL::VARCHAR[] AS link_agreed_fields, "
@@ -214,11 +214,11 @@ def build_clusters(engine: Engine, relations: tuple[str, ...]) -> dict[str, int]
                                               first_paid ASC NULLS LAST, payments DESC, person_id) AS INTEGER) AS rank
             FROM (SELECT DISTINCT ON (person_id) * FROM members ORDER BY person_id, grp)
         )
-        SELECT person_id, canonical_id, rank, link_score, link_agreed_fields, link_id_level, link_name_level
+        SELECT {", ".join(CLUSTER_COLUMNS)}
         FROM c WHERE canonical_id NOT IN (SELECT grp FROM ranked)
         UNION ALL
         SELECT r.person_id, first(r.person_id) OVER (PARTITION BY r.grp ORDER BY r.rank) AS canonical_id, r.rank,
-               r.link_score, r.link_agreed_fields, r.link_id_level, r.link_name_level
+               r.payments, r.link_score, r.link_agreed_fields, r.link_id_level, r.link_name_level
         FROM ranked AS r""")
     for name in ("_sc_known", "_sc_pairs", "_sc_name_keys", "_sc_reg", "_sc_scored"):
         engine.drop(name)

@@ -11,7 +11,7 @@ from pipelines.pipeline import RunConfig
 from pipelines.stages import run_pipeline
 from screen_cases import (ADMITTED_JAN, BAD_ROWS, DEAD, DEAD_ARREARS, DEAD_INVALID, DEAD_JAN, DEAD_TWO_REGIONS,
                           DEAD_TYPO_OWNER, HEAD, NAMES, PAYROLL, PRISON, PRISON_INVALID, PROBATION, RELEASED, REVERSED,
-                          UNREGISTERED, WEAK, _audit_payments, _write, broken, pid)
+                          TYPO_DEATH, UNREGISTERED, WEAK, _audit_payments, _write, broken, pid)
 
 
 @pytest.fixture(scope="session")
@@ -26,8 +26,9 @@ def audit(tmp_path_factory) -> Path:
         [DEAD_ARREARS, "张三", "2024-12-05", "卫健", "WJ3"], [broken(WEAK), "王伟", "2024-12-01", "公安", "GA4"],
         [DEAD_TWO_REGIONS, "吴一", "2024-12-20", "公安", "GA5"], [REVERSED, "吴二", "2024-11-20", "公安", "GA6"],
         [DEAD_INVALID, "郑一", "2024-12-02", "公安", "GA7"], [DEAD_TYPO_OWNER, "冯一", "2024-11-10", "民政", "MZ8"],
+        [TYPO_DEATH, "褚一", "2024-12-03", "卫健", "WJ9"],
         # deaths of people the payroll never paid (the death registry covers everyone)
-        *[[pid("420101", f"193{i}0101", "011"), f"陈{i}", "2024-06-01", "卫健", f"WJ{10 + i}"] for i in range(4)]])
+        *[[pid("420101", f"193{i}0101", "011"), f"陈{i}", "2024-06-01", "卫健", f"WJ{10 + i}"] for i in range(6)]])
     _write(landing / "household.csv", ["person_id", "name", "birth_date", "household_id", "region_code", "status"], [
         [p, n, f"{p[6:10]}-{p[10:12]}-{p[12:14]}", f"H{i}", p[:6], "正常"]
         for i, (p, n) in enumerate(NAMES.items()) if p not in UNREGISTERED])

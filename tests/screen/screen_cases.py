@@ -48,6 +48,9 @@ REGIONS_INVALID = broken(pid("310101", "19471212", "055"))  # paid by 310101 sin
 # paid under a typo of a dead person's ID: the audit linked the typo to him (one person)
 DEAD_TYPO_OWNER = pid("110101", "19410909", "057")        # registered; died 2024-11-10
 DEAD_TYPO = broken(DEAD_TYPO_OWNER)                        # paid under this typo from November on
+# the death recorded under a typo of the ID that was itself paid once (linked): the owner's pension stops
+TYPO_DEATH_OWNER = pid("110101", "19400101", "059")       # registered; paid October and December
+TYPO_DEATH = broken(TYPO_DEATH_OWNER)                      # paid November; died 2024-12-03 under this ID
 # near miss: a registered namesake born the same day, ID one digit away from a dead man's: never one person
 NAMESAKE = pid("110101", "19450101", "019")               # 张一 like DEAD, alive
 
@@ -56,9 +59,9 @@ NAMES = {DEAD: "张一", DEAD_JAN: "张二", DEAD_ARREARS: "张三", WEAK: "王�
          TWO_SCHEMES: "钱一", RESIDENT_ONLY: "钱二", LINKED: "孙一", LINKED_TYPO: "孙一", LINKED_ALONE: "孙二",
          LINKED_ALONE_TYPO: "孙二", TWICE: "周一", ARREARS_TWICE: "周二", DEAD_TWO_REGIONS: "吴一", REVERSED: "吴二",
          DEAD_INVALID: "郑一", PRISON_INVALID: "郑二", REGIONS_INVALID: "郑三", DEAD_TYPO_OWNER: "冯一", DEAD_TYPO: "冯一",
-         NAMESAKE: "张一"}
+         NAMESAKE: "张一", TYPO_DEATH_OWNER: "褚一", TYPO_DEATH: "褚一"}
 # IDs the household register does not carry (typos, invalid IDs)
-UNREGISTERED = (LINKED_TYPO, LINKED_ALONE_TYPO, DEAD_INVALID, PRISON_INVALID, REGIONS_INVALID, DEAD_TYPO)
+UNREGISTERED = (LINKED_TYPO, LINKED_ALONE_TYPO, DEAD_INVALID, PRISON_INVALID, REGIONS_INVALID, DEAD_TYPO, TYPO_DEATH)
 AUDIT_MONTHS = ("2024-10", "2024-11", "2024-12")
 # pensioners with nothing to find (a payroll is mostly valid IDs: the contract wants 90 %)
 BACKGROUND = {pid("530102", f"19600{1 + i // 28}{1 + i % 28:02d}", "071"): f"何{'甲乙丙丁戊己庚辛壬癸'[i % 10]}{'一二三四五'[i // 10]}"
@@ -88,6 +91,10 @@ def _audit_payments() -> list[list]:
             months = ("2024-10",)
         if person == DEAD_TYPO:
             months = ("2024-11", "2024-12")
+        if person == TYPO_DEATH_OWNER:
+            months = ("2024-10", "2024-12")
+        if person == TYPO_DEATH:
+            months = ("2024-11",)
         for m in months:
             rows.append([f"W{len(rows):04d}", person, NAMES[person], scheme, region, m, "2000.00", f"{m}-10"])
     for person, name in BACKGROUND.items():
@@ -128,6 +135,7 @@ PAYROLL = {
     "J29": (DEAD_TYPO, "110", "110101", "2025-01", "2000.00"),
     "J30": (NAMESAKE, "110", "110101", "2025-01", "2000.00"),
     "J31": (REGIONS_INVALID, "110", "310101", "2025-01", "2000.00"),
+    "J32": (TYPO_DEATH_OWNER, "110", "110101", "2025-01", "2000.00"),
 }
 EXPECTED = {
     "J01": ("paid_after_death", "high"),
@@ -144,6 +152,7 @@ EXPECTED = {
     "J27": ("paid_during_imprisonment", "high"),
     "J28": ("duplicate_cross_region", "high"),
     "J29": ("paid_after_death", "high"),
+    "J32": ("paid_after_death", "high"),
 }
 BAD_ROWS = [
     ["J90", "", "无号", "110", "110101", "2025-01", "2000.00", ""],          # missing person_id

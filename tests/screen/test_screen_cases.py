@@ -22,8 +22,8 @@ from pipelines.pipeline import RunConfig
 from pipelines.screen import ScreenConfig, screen_payroll
 from pipelines.screen.run import HOLD_COLUMNS
 from pipelines.stages import run_pipeline
-from screen_cases import (DEAD, DEAD_TWO_REGIONS, DEAD_TYPO, DEAD_TYPO_OWNER, EXPECTED, HEAD, PAYROLL, WEAK, _write,
-                          broken)
+from screen_cases import (DEAD, DEAD_TWO_REGIONS, DEAD_TYPO, DEAD_TYPO_OWNER, EXPECTED, HEAD, PAYROLL, TYPO_DEATH, WEAK,
+                          _write, broken)
 
 
 def _screen(output: Path, payroll: Path):
@@ -37,7 +37,7 @@ def test_holds_are_exactly_the_planted_cases_and_no_near_miss(audit, payroll):
     assert got == EXPECTED
     assert result.rows_held == len(EXPECTED)
     assert Decimal(result.amount_held) == sum(Decimal(PAYROLL[k][4]) for k in EXPECTED)
-    assert result.per_reason["paid_after_death"] == {"rows": 6, "amount": "12000.00"}
+    assert result.per_reason["paid_after_death"] == {"rows": 7, "amount": "14000.00"}
 
 
 def test_hold_rows_carry_the_spec_columns_canonical_values_and_evidence(audit, payroll):
@@ -182,7 +182,11 @@ def test_invalid_ids_and_a_typo_of_a_dead_mans_id_are_held_and_say_so(audit, pay
     assert "该号码本身无效" not in row["J01"]["reason"]
     typo = row["J29"]
     assert typo["person_id"] == DEAD_TYPO
-    assert f"与身份证号{DEAD_TYPO_OWNER}经比对为同一人，该号已于2024-11-10死亡" in typo["reason"]
-    assert json.loads(typo["evidence"])["findings"]["paid_after_death"]["death_recorded_under"] == DEAD_TYPO_OWNER
+    assert f"与身份证号{DEAD_TYPO_OWNER}经比对为同一人，该人已于2024-11-10死亡" in typo["reason"]
+    found = json.loads(typo["evidence"])["findings"]["paid_after_death"]
+    assert found["this_person"] == DEAD_TYPO_OWNER and found["death_record_person_ids"] == [DEAD_TYPO_OWNER]
     assert "J30" not in row  # NAMESAKE
-    assert json.loads(row["J01"]["evidence"])["findings"]["paid_after_death"]["death_recorded_under"] is None
+    under_typo = row["J32"]  # the death is recorded under the typo, once paid: the owner is held
+    assert f"与身份证号{TYPO_DEATH}经比对为同一人，该人已于2024-12-03死亡" in under_typo["reason"]
+    own = json.loads(row["J01"]["evidence"])["findings"]["paid_after_death"]
+    assert own["this_person"] is None and "经比对为同一人" not in row["J01"]["reason"]
