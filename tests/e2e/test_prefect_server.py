@@ -178,3 +178,19 @@ def test_deploy_schedule_and_run_with_a_real_server(prefect):
     """).fetchall()
     assert wrong == []
     assert con.execute(f"SELECT count(*) FROM read_parquet('{suspects}')").fetchone()[0] > 0
+
+    # The same deployment with the flow parameter engine=spark: a worker runs it on Spark (local
+    # mode, in the worker's flow-run process) and publishes the same suspects
+    first_run = manifest["run_id"]
+    server.cli("deployment", "run", "fraudwatch-audit/daily-death-check", "--param", "engine=spark",
+               "--param", "spark_master=local[1]")
+    server.start("worker-spark", "worker", "start", "--pool", "fraudwatch-process", "--run-once")
+    runs = wait_for("the Spark deployment run to finish", lambda: len(finished()) >= 2 and finished(),
+                    timeout=900, interval=3)
+    assert all(r["state"]["type"] == "COMPLETED" for r in runs), server.log("worker-spark")[-5000:]
+    on_spark = json.loads((suspects.parent / "manifest.json").read_text())
+    assert on_spark["run_id"] != first_run and on_spark["parameters"]["engine"] == "spark"
+    runs_dir = suspects.parent.parent.parent.parent / "runs"
+    rows = "SELECT category, subject_id, amount_at_risk, first_period, last_period FROM read_parquet('{}') ORDER BY ALL"
+    assert con.execute(rows.format(runs_dir / on_spark["run_id"] / "suspects.parquet")).fetchall() == \
+        con.execute(rows.format(runs_dir / first_run / "suspects.parquet")).fetchall()
