@@ -16,8 +16,6 @@ every planted row (``payment_id``), its ``kind``, whether the screen must ``hold
 ``hold_reason`` (a category), ``severity`` and ``rule_id`` it must be held under. Every payroll
 row not listed as a hold must pass: the truth is exact for the whole file.
 
-Not planted (yet): a payee paid under a typo of a *dead* person's ID (tests/screen/screen_cases.py
-has the hand-made case).
 """
 
 from __future__ import annotations
@@ -49,6 +47,7 @@ KINDS: dict[str, tuple[str, str, str] | None] = {
     "hold_certified_after_death": (CAD, "high", CAD),                # died; a passed certification afterwards
     "hold_died_failed_certification_after": (PAD, "high", PAD),      # a failed certification after the death
     "hold_died_certified_before": (PAD, "high", PAD),                # certified alive before the death
+    "hold_died_paid_under_typo_id": (PAD, "high", PAD),              # died; paid on under a typo of the ID
     "hold_serving_prisoner": (PDI, "high", PDI),                     # admitted last month, still serving
     "hold_second_region": (DCR, "high", DCR),                        # a second region pays the same scheme
     "hold_resident_and_employee": (DCS, "high", DCS),                # a resident pension beside the employee one
@@ -151,6 +150,11 @@ def write_next_payroll(out: Path, payroll_dir: Path, pop: Population, plan: Plan
                                ("hold_died_certified_before", -3, True)):
         certified(k[kind], days, passed)
         mark(kind, k[kind])
+    under_typo = k["hold_died_paid_under_typo_id"]  # the typo's row replaces the dead man's own
+    died(under_typo, last)
+    add("hold_died_paid_under_typo_id", under_typo,
+        person_id=_substituted(pop.ids.gather(under_typo["person"].to_numpy()), rng))
+    replaced.append(under_typo["person"].to_numpy())
     jailed(k["hold_serving_prisoner"], last, None, "有期徒刑")
     mark("hold_serving_prisoner", k["hold_serving_prisoner"])
     second = k["hold_second_region"]

@@ -5,7 +5,8 @@ payroll (not paid in the audit's last month and not in its clusters) was not the
 again under a typo of the ID would slip through ``duplicate_identity``. :func:`build_clusters`
 links such new IDs the way the audit's linker does (:mod:`pipelines.linking.scoring`: the same
 comparison levels, weights and threshold, imported from there) against the IDs that can matter
-to a hold: those paid in the payroll's periods (the payroll and the audit's rows for them).
+to a hold: those paid in the payroll's periods (the payroll and the audit's rows for them) and
+those with a death record (a dead man's pension paid on under a typo of his ID is held as his).
 
 Candidates come from the ID alone, as the linker's ID blocks: the same 17-digit body with another
 check character, one body digit changed, or two adjacent characters swapped (one ID failing its
@@ -66,14 +67,18 @@ def build_clusters(engine: Engine, relations: tuple[str, ...]) -> dict[str, int]
     if not new_ids:
         engine.materialize("_sc_clusters", f"SELECT {', '.join(CLUSTER_COLUMNS)} FROM {clusters}")
         return {"new_ids": 0, "candidate_pairs": 0, "links": 0}
-    # the IDs a new one may be linked to: paid in the payroll's periods (in the payroll or by the audit)
-    engine.materialize("_sc_known", """
+    # the IDs a new one may be linked to: paid in the payroll's periods (in the payroll or by the audit),
+    # and the dead (a dead man's pension paid on under a typo of his ID is his: paid_after_death)
+    dead = ("UNION ALL SELECT person_id, person_id_valid, name FROM death_records"
+            if "death_records" in relations else "")
+    engine.materialize("_sc_known", f"""
         SELECT person_id, bool_or(person_id_valid) AS valid, min(name) AS name FROM (
             SELECT person_id, person_id_valid, name FROM payroll
             UNION ALL
             SELECT person_id, person_id_valid, name FROM pension_payments
-            WHERE period IN (SELECT DISTINCT period FROM payroll))
-        WHERE regexp_full_match(person_id, '[0-9]{17}[0-9X]')
+            WHERE period IN (SELECT DISTINCT period FROM payroll)
+            {dead})
+        WHERE regexp_full_match(person_id, '[0-9]{{17}}[0-9X]')
         GROUP BY person_id""")
     engine.materialize("_sc_pairs", """
         WITH n AS (SELECT person_id, substr(person_id, 1, 17) AS body FROM _sc_new),
