@@ -365,7 +365,7 @@ def migrate_legacy_outcomes(store: CaseStore, warehouse: Path) -> int:
     Reads the warehouse read-only and only when it changed since the last look (size and mtime
     kept in ``store_meta``). Entries are matched on their legacy ``entry_id`` and ``recorded_at``,
     so a second migration copies nothing. An unreadable warehouse is noted, not fatal."""
-    import duckdb
+    from pipelines.engine import QueryError, connect
 
     stat = warehouse.stat()
     mark_key = f"legacy_checked:{warehouse.resolve()}"
@@ -374,20 +374,19 @@ def migrate_legacy_outcomes(store: CaseStore, warehouse: Path) -> int:
         if con.execute(sa.select(meta_table.c.value).where(meta_table.c.key == mark_key)).scalar() == mark:
             return 0
     try:
-        wh = duckdb.connect(str(warehouse), read_only=True)
-    except duckdb.Error as exc:
-        first = str(exc).strip().splitlines()[0]
+        wh = connect("duckdb", database=warehouse, read_only=True)
+    except QueryError as exc:
+        first = exc.message.strip().splitlines()[0]
         store.notes.append(f"legacy outcomes not checked: cannot read {warehouse} ({first}); "
                            "if it held outcomes recorded before the case store existed, restore it from a backup "
                            "and run any `fraudwatch outcomes` command again")
         return 0
     try:
-        present = wh.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = '_outcomes' "
-                             "AND table_schema = 'main'").fetchall()[0][0] > 0
-        rows = wh.execute(f"SELECT {', '.join(_LEGACY_COLUMNS)} FROM _outcomes ORDER BY recorded_at, entry_id").fetchall() \
+        present = "_outcomes" in wh.relations()
+        rows = wh.query(f"SELECT {', '.join(_LEGACY_COLUMNS)} FROM _outcomes ORDER BY recorded_at, entry_id").to_pylist() \
             if present else []
-    except duckdb.Error as exc:
-        store.notes.append(f"legacy outcomes not read from {warehouse}: {str(exc).splitlines()[0]}")
+    except QueryError as exc:
+        store.notes.append(f"legacy outcomes not read from {warehouse}: {exc.message.splitlines()[0]}")
         return 0
     finally:
         wh.close()
@@ -399,7 +398,7 @@ def migrate_legacy_outcomes(store: CaseStore, warehouse: Path) -> int:
                 sa.select(o.c.legacy_entry_id, o.c.recorded_at).where(o.c.legacy_entry_id.is_not(None))).fetchall()}
             batch = []
             for row in rows:
-                entry = dict(zip(_LEGACY_COLUMNS, row))
+                entry = dict(row)
                 if (entry["entry_id"], _utc(entry["recorded_at"])) in seen:
                     continue
                 entry["legacy_entry_id"] = entry.pop("entry_id")

@@ -102,11 +102,11 @@ def duckdb_file_format(path: Path) -> tuple[int, str] | None:
 
 
 def _installed_duckdb_format() -> tuple[int, str] | None:
-    import duckdb
+    from pipelines.engine import connect
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "probe.duckdb"
-        duckdb.connect(str(path)).close()
+        connect("duckdb", database=path).close()
         return duckdb_file_format(path)
 
 

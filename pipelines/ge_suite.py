@@ -26,10 +26,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pandas as pd
 
 from pipelines.contracts import Column, Contract, ValueType
+from pipelines.engine import Engine, as_engine
 
 DATASOURCE_NAME = "fraudwatch_sample"
 BATCH_NAME = "sample"
@@ -64,7 +64,7 @@ def quote_ident(name: str) -> str:
 
 
 def sample_frame(
-    con: duckdb.DuckDBPyConnection,
+    con: Engine,
     source_sql: str,
     contract: Contract,
     columns: dict[str, str],
@@ -100,7 +100,7 @@ def sample_frame(
         f") WHERE _fw_sample_hash % {_HASH_SPACE} < {keep} "
         f"ORDER BY _fw_sample_hash, _source_file, _source_row LIMIT {int(sample_rows)}"
     )
-    return con.sql(sql).df()
+    return as_engine(con).query(sql).to_pandas()
 
 
 def _sample_columns(contract: Contract, columns: dict[str, str]) -> list[str]:

@@ -28,10 +28,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import duckdb
 
 from pipelines import ge_suite
 from pipelines.contracts import Column, Contract, ValueType
+from pipelines.engine import Engine, QueryError, as_engine, connect
 from pipelines.errors import ValidationFailed
 from pipelines.ge_suite import quote_ident, write_json
 
@@ -97,7 +97,7 @@ def validate_extract(
     rows_read: dict[str, int],
     rows_quarantined: dict[str, int],
     report_dir: Path,
-    con: duckdb.DuckDBPyConnection | None = None,
+    con: Engine | None = None,
     sample_rows: int = 200_000,
     *,
     today: dt.date | None = None,
@@ -113,7 +113,7 @@ def validate_extract(
     today = today or dt.date.today()
     report_dir = Path(report_dir)
     own = con is None
-    con = duckdb.connect() if own else con
+    con = connect("duckdb") if own else as_engine(con)
     try:
         t0 = time.perf_counter()
         checks, total, source_sql, columns, files = _duckdb_checks(
@@ -184,8 +184,8 @@ def _duckdb_checks(con, contract, staged, rows_read, rows_quarantined, today):
     columns: dict[str, str] = {}
     if staged:
         try:
-            columns = {r[0]: r[1] for r in con.sql(f"DESCRIBE SELECT * FROM {source_sql}").fetchall()}
-        except duckdb.Error as exc:
+            columns = con.column_types(f"SELECT * FROM {source_sql}")
+        except QueryError as exc:
             raise ValidationFailed(
                 f"cannot read staged Parquet of extract {contract.extract}: {exc}",
                 file=", ".join(map(str, staged)),
@@ -309,7 +309,7 @@ def _scan(con, source_sql, contract, columns, today) -> dict[str, dict[str, Any]
     measures = _measures(contract, columns, today)
     aliases = list(measures)
     select = ", ".join(f"{sql} AS {quote_ident(a)}" for a, sql in measures.items())
-    rows = con.sql(f"SELECT {_file_key(columns)} AS _fw_file, {select} FROM {source_sql} GROUP BY 1").fetchall()
+    rows = _rows(con, f"SELECT {_file_key(columns)} AS _fw_file, {select} FROM {source_sql} GROUP BY 1")
     return {str(r[0]): dict(zip(aliases, r[1:])) for r in rows}
 
 
@@ -468,16 +468,23 @@ def _dupes(con, source_sql: str, c: str, file_key: str) -> tuple[int, int, Any, 
     no duplicates; only if the screen fires (duplicates or a hash collision) run the exact
     GROUP BY over the values themselves.
     """
-    screen = con.sql(f"SELECT count({c}) - count(DISTINCT hash({c})) FROM {source_sql}").fetchall()[0][0]
+    screen = con.scalar(f"SELECT count({c}) - count(DISTINCT hash({c})) FROM {source_sql}")
     if not screen:
         return 0, 0, None, []
-    row = con.sql(
+    row = _rows(
+        con,
         f"WITH d AS (SELECT {c} AS v, count(*) AS n, min({file_key}) AS f1, max({file_key}) AS f2"
         f"  FROM {source_sql} WHERE {c} IS NOT NULL GROUP BY 1 HAVING count(*) > 1) "
         f"SELECT count(*), coalesce(sum(n) - count(*), 0), min(v),"
         f"  list_sort(list_distinct(flatten(list([f1, f2]))))[1:20] FROM d"
-    ).fetchall()[0]
+    )[0]
     return int(row[0]), int(row[1]), row[2], [f for f in (row[3] or []) if f is not None]
+
+
+def _rows(con: Engine, sql: str) -> list[tuple]:
+    """The rows of ``sql`` as tuples (column names may repeat)."""
+    table = con.query(sql)
+    return list(zip(*(column.to_pylist() for column in table.columns))) if table.num_columns else []
 
 
 def _literal(text: str) -> str:

@@ -9,7 +9,7 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "pipelines"
-MIGRATING = {"case_store.py", "doctor.py", "cli_audit.py", "ge_suite.py", "outcomes.py", "validate.py", "warehouse.py"}
+MIGRATING = {"cli_audit.py", "outcomes.py", "warehouse.py"}
 
 
 def _imports_duckdb(path: Path) -> bool:
