@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
-import duckdb
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -35,6 +34,7 @@ import pyarrow.compute as pc
 from pipelines import publish
 from pipelines.case_store import PROVINCE_SCOPE, CaseStore, current_user, open_store
 from pipelines.errors import OutcomeError
+from pipelines.engine import Engine, connect
 from pipelines.normalize import clean, is_present, parse_date, parse_money, person_id
 
 OUTCOME_LABELS: dict[str, str] = {
@@ -256,23 +256,24 @@ _EMPTY_SUSPECTS = ("SELECT NULL::VARCHAR AS run_id, NULL::VARCHAR AS rule_id, NU
                    "NULL::BIGINT AS ordinal WHERE false")
 
 
-def _resolve(con: duckdb.DuckDBPyConnection, checked: pl.DataFrame, output: Path, scope: str, scope_label: str) -> pa.Table:
+def _resolve(con: Engine, checked: pl.DataFrame, output: Path, scope: str, scope_label: str) -> pa.Table:
     """Join each row to its suspect in the run its key names; unknown suspects and suspects outside
     ``scope`` (a region code, or ``*``) get a problem in column ``unknown``."""
     run_ids = checked.filter(pl.col("key_ok"))["run_id"].unique().to_list()
     files = _run_files(output, run_ids)
     con.register("_checked", checked.to_arrow())
     if files:
-        con.execute("""CREATE OR REPLACE TEMP TABLE _suspects AS
+        con.register("_suspect_files", [Path(f) for f in files])
+        con.materialize("_suspects", """
             SELECT run_id, rule_id, subject_id, category, subject_type, amount_at_risk::DECIMAL(18,2) AS amount_at_risk,
                    first_period, last_period, region_code,
                    row_number() OVER (PARTITION BY run_id ORDER BY rule_id, subject_id) AS ordinal
-            FROM read_parquet(?, union_by_name = true)
-            WHERE run_id IN (SELECT DISTINCT run_id FROM _checked)""", [files])
+            FROM _suspect_files
+            WHERE run_id IN (SELECT DISTINCT run_id FROM _checked)""")
     else:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _suspects AS {_EMPTY_SUSPECTS}")
+        con.materialize("_suspects", _EMPTY_SUSPECTS)
     known = list(set(run_ids) & {Path(f).parent.name for f in files})
-    return con.sql("""
+    return con.query("""
         WITH j AS (
             SELECT c.*, coalesce(a.subject_id, b.subject_id) AS subject_id,
                    coalesce(a.category, b.category) AS category, coalesce(a.subject_type, b.subject_type) AS subject_type,
@@ -290,7 +291,7 @@ def _resolve(con: duckdb.DuckDBPyConnection, checked: pl.DataFrame, output: Path
                        THEN 'not this workbook''s region: the suspect belongs to region ' || coalesce(region_code, '(none)')
                             || ', this workbook may record outcomes only for ' || $label END AS unknown
         FROM j ORDER BY file_order
-    """, params={"known": known, "scope": scope, "label": scope_label}).to_arrow_table()
+    """, {"known": known, "scope": scope, "label": scope_label})
 
 
 @dataclass
@@ -327,7 +328,7 @@ def record_outcomes(store: CaseStore, rows: pl.DataFrame, output: Path, *, sourc
     """
     checked = _checked(rows, excel_serial, today or date.today())
     by = recorded_by or current_user()
-    con = duckdb.connect()
+    con = connect("duckdb")
     try:
         resolved = _resolve(con, checked, Path(output), scope, scope_label or scope)
         problems = _problem_lines(resolved)
@@ -338,7 +339,7 @@ def record_outcomes(store: CaseStore, rows: pl.DataFrame, output: Path, *, sourc
                                else "fix the values and run the command again")
         con.register("_resolved", resolved)
         con.register("_current", store.current_outcomes())
-        new = con.sql("""
+        new = con.query("""
             SELECT rule_id, subject_id, run_id, outcome_code AS outcome, recovered AS recovered_amount, note_text AS note,
                    reviewer_text AS reviewer, day AS review_date, category, subject_type, amount_at_risk, first_period,
                    last_period, region_code, source_sheet, CASE WHEN source_row > 0 THEN source_row END AS source_row
@@ -348,7 +349,7 @@ def record_outcomes(store: CaseStore, rows: pl.DataFrame, output: Path, *, sourc
                 WHERE c.rule_id = r.rule_id AND c.subject_id = r.subject_id AND c.outcome = r.outcome_code
                   AND c.recovered_amount IS NOT DISTINCT FROM r.recovered AND c.note IS NOT DISTINCT FROM r.note_text
                   AND c.reviewer = r.reviewer_text AND c.review_date = r.day)
-            ORDER BY file_order""").to_arrow_table().to_pylist()
+            ORDER BY file_order""").to_pylist()
     finally:
         con.close()
     store.append_outcomes([{**r, "source": source, "source_file": source_file, "scope": scope,
@@ -438,11 +439,11 @@ def apply_outcomes(store: CaseStore, hits: pa.Table) -> tuple[pa.Table, HeldBack
         return hits, HeldBack(0, {}, _held_reason(0), empty)
     keys = hits.select(["rule_id", "subject_id", "amount_at_risk", "last_period"]).append_column(
         "__rn", pa.array(range(hits.num_rows), pa.int64()))
-    con = duckdb.connect()
+    con = connect("duckdb")
     try:
         con.register("_hits_for_outcomes", keys)
         con.register("_current", current)
-        held = con.sql("""
+        held = con.query("""
             SELECT h.__rn, h.rule_id, h.subject_id, h.amount_at_risk::DECIMAL(18,2) AS amount_at_risk, h.last_period,
                    c.amount_at_risk AS closed_amount_at_risk, c.last_period AS closed_last_period,
                    c.run_id AS closed_in_run, c.reviewer AS closed_by, c.review_date AS closed_on, c.note AS closed_note
@@ -450,7 +451,7 @@ def apply_outcomes(store: CaseStore, hits: pa.Table) -> tuple[pa.Table, HeldBack
             WHERE c.outcome = 'no_issue'
               AND NOT (h.amount_at_risk IS NOT NULL AND (c.amount_at_risk IS NULL OR h.amount_at_risk > c.amount_at_risk))
               AND NOT (h.last_period IS NOT NULL AND (c.last_period IS NULL OR h.last_period > c.last_period))
-            ORDER BY h.__rn""").to_arrow_table()
+            ORDER BY h.__rn""")
     finally:
         con.close()
     if held.num_rows == 0:
