@@ -34,7 +34,7 @@ def register_commands(cli: typer.Typer) -> None:
 
 
 OUTPUT_HELP = "Run output folder (runs/, latest, cases.sqlite)."
-WAREHOUSE_HELP = "Warehouse file (default: OUTPUT/warehouse.duckdb)."
+WAREHOUSE_HELP = "Ignored, kept so older scripts still run: the command reads the published run (OUTPUT/latest)."
 STORE_HELP = "Case store: a SQLAlchemy URL, e.g. postgresql+psycopg://user@host/db (default: sqlite OUTPUT/cases.sqlite)."
 STORE_ENV = "FRAUDWATCH_CASE_STORE"
 RUN_HELP = ("`latest` (the monthly full audit's newest run, else the newest run), a job name "
@@ -47,31 +47,6 @@ class ExportFormat(str, Enum):
     csv = "csv"
 
 
-def _warehouse(output: Path, warehouse: Optional[Path]) -> Path:
-    return warehouse or output / "warehouse.duckdb"
-
-
-def _open(path: Path, write: bool):
-    """The warehouse read-only (an empty in-memory DB if absent); ``write`` is kept for callers."""
-    import duckdb
-
-    from pipelines import warehouse as wh
-    from pipelines.errors import RunError
-
-    if write:
-        return wh.connect(path)
-    if not path.exists():
-        return duckdb.connect()
-    try:
-        return duckdb.connect(str(path), read_only=True)
-    except duckdb.Error as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise RunError(f"cannot open the warehouse read-only: {first}", file=path,
-                       hint="if a run is writing it, try again when it has finished; if the file is damaged, delete it "
-                            "and run `fraudwatch run` again (it is rebuilt from the landing folder; auditors' outcomes "
-                            "are kept in the case store, not in the warehouse)") from None
-
-
 def _published_run(output: Path, run: str = "latest") -> Path:
     """The run a command reads (refusing an output folder that holds no complete run), said on stderr."""
     from pipelines.publish import describe_run, resolve_run
@@ -81,18 +56,16 @@ def _published_run(output: Path, run: str = "latest") -> Path:
     return run_dir
 
 
-def _with_warehouse(output: Path, warehouse: Optional[Path], write: bool, work: Callable[[Any], T]) -> T:
-    """``work(con)`` on the opened warehouse, which is closed afterwards."""
-    if write:
-        con = _open(_warehouse(output, warehouse), write=True)
-    else:  # readers read the published run's views.sql, never a file a run writes
-        from pipelines.lake import open_published
+def _with_published(output: Path, work: Callable[[Any], T]) -> T:
+    """``work(engine)`` on the published run's relations (its views.sql: readers never open a file a
+    run writes), closed afterwards."""
+    from pipelines.lake import open_published
 
-        con = open_published(output).connection
+    engine = open_published(output)
     try:
-        return work(con)
+        return work(engine)
     finally:
-        con.close()
+        engine.close()
 
 
 def _with_store(output: Path, case_store: Optional[str], work: Callable[[Any], T]) -> T:
@@ -327,6 +300,6 @@ def person(
     from pipelines.person_view import person_facts, render_person
 
     _published_run(output)
-    facts = _with_store(output, case_store, lambda store: _with_warehouse(
-        output, warehouse, False, lambda con: person_facts(con, output, person_id, store=store)))
+    facts = _with_store(output, case_store, lambda store: _with_published(
+        output, lambda engine: person_facts(engine, output, person_id, store=store)))
     render_person(facts, console)

@@ -9,7 +9,7 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "pipelines"
-MIGRATING = {"cli_audit.py", "warehouse.py"}
+MIGRATING = {"warehouse.py"}
 
 
 def _imports_duckdb(path: Path) -> bool:
