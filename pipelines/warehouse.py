@@ -28,7 +28,6 @@ from pipelines.errors import RunError
 from pipelines.ingest import IngestResult
 from pipelines.lake import table_columns, view_blocks  # the extract schema and the views file's blocks, defined in lake
 
-VIEWS_SQL = Path(__file__).with_name("warehouse_views.sql")
 
 _BOOKKEEPING_DDL = """
 CREATE TABLE IF NOT EXISTS _loaded_files (
@@ -342,25 +341,12 @@ def sync_extracts(con: duckdb.DuckDBPyConnection, present: dict[str, list[str]])
 
 
 
-def create_views(con: duckdb.DuckDBPyConnection, sql_path: Path = VIEWS_SQL) -> list[str]:
-    """(Re)create the rule views of ``warehouse_views.sql`` whose source tables exist; drop the
-    others. Returns the names of the views created."""
+def create_views(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """The rule views of ``warehouse_views.sql`` on a warehouse connection (:func:`pipelines.lake.create_views`)."""
     from pipelines.engine import as_engine
+    from pipelines.lake import create_views as create_rule_views
 
-    con = as_engine(con)
-    blocks = view_blocks(Path(sql_path).read_text(encoding="utf-8"))
-    order = list(dict.fromkeys(view for _, view, _, _ in blocks))
-    for view in reversed(order):
-        con.drop(view)
-    created: list[str] = []
-    for view in order:
-        available = con.relations()
-        selects = [body for _, name, needs, body in blocks if name == view and set(needs) <= available]
-        if selects:
-            union = "\nUNION ALL\n".join(f"({s})" if len(selects) > 1 else s for s in selects)
-            con.execute(f"CREATE VIEW {quote(view)} AS\n{union}")
-            created.append(view)
-    return created
+    return create_rule_views(as_engine(con))
 
 
 def table_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:

@@ -1,4 +1,4 @@
--- Views for rules, created by pipelines.warehouse.create_views().
+-- Views for rules, created by pipelines.lake.create_views() (and in each run's views.sql).
 --
 -- Each block starts with a marker line:
 --   -- part: <view> requires: <table> ...   one SELECT; the view is the UNION ALL of its parts

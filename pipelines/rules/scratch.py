@@ -4,7 +4,7 @@
 types from ``data_contracts/*.yaml`` via the type map of docs/architecture.md, derived columns
 included), inserts the hand-made case rows, fills derived values the rows leave out (ID
 validity, birth date and gender from the ID, ``name_raw``, bookkeeping columns, unique ids) and
-creates the rule views with :func:`pipelines.warehouse.create_views` from
+creates the rule views with :func:`pipelines.lake.create_views` from
 ``pipelines/warehouse_views.sql``. Case rows are tiny, so plain Python is fine here.
 """
 
@@ -240,7 +240,7 @@ def make_scratch_db(cases_tables: dict[str, list[dict[str, Any]]], engine: Engin
             casts = ", ".join(f"CAST({q(c)} AS {t}) AS {q(c)}" for c, t in columns.items())
             con.execute(f"INSERT INTO {q(name)} SELECT {casts} FROM _case_rows")
             con.drop("_case_rows")
-    from pipelines.warehouse import create_views
+    from pipelines.lake import create_views
 
     create_views(con)
     return con
