@@ -55,39 +55,43 @@ def build_rows(engine: Engine, relations: tuple[str, ...], periods: list[str]) -
     # the periods as constants, so the lake's files of other months are skipped by their statistics
     months = ", ".join(f"DATE '{month}-01'" for month in periods if _MONTH.fullmatch(month)) or "NULL"
     engine.materialize("_sc_rows", f"""
-        SELECT w.payment_id, w.person_id, w.person_id_valid, w.name, w.scheme, w.region_code, w.period,
-               w.amount, w.pay_date, false AS in_payroll
-        FROM pension_payments AS w
-        WHERE w.period IN ({months})
-          AND w.person_id IN (SELECT person_id FROM _sc_persons)
-          AND w.payment_id NOT IN (SELECT payment_id FROM payroll)
-        UNION ALL
-        SELECT payment_id, person_id, person_id_valid, name, scheme, region_code, period, amount, pay_date, true
-        FROM payroll""")
+        SELECT r.*, coalesce(c.canonical_id, r.person_id) AS subject
+        FROM (
+            SELECT w.payment_id, w.person_id, w.person_id_valid, w.name, w.scheme, w.region_code, w.period,
+                   w.amount, w.pay_date, false AS in_payroll
+            FROM pension_payments AS w
+            WHERE w.period IN ({months})
+              AND w.person_id IN (SELECT person_id FROM _sc_persons)
+              AND w.payment_id NOT IN (SELECT payment_id FROM payroll)
+            UNION ALL
+            SELECT payment_id, person_id, person_id_valid, name, scheme, region_code, period, amount, pay_date, true
+            FROM payroll) AS r
+        LEFT JOIN _sc_clusters AS c ON c.person_id = r.person_id""")
     engine.materialize("_sc_multi", """
         SELECT r.* FROM _sc_rows AS r
-        SEMI JOIN (SELECT person_id, period FROM _sc_rows GROUP BY person_id, period HAVING count(*) >= 2) AS m
-             ON m.person_id = r.person_id AND m.period = r.period""")
+        SEMI JOIN (SELECT subject, period FROM _sc_rows GROUP BY subject, period HAVING count(*) >= 2) AS m
+             ON m.subject = r.subject AND m.period = r.period""")
     engine.materialize("_sc_overlaps", OVERLAPS)
 
 
 _MONTH = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
 
 
-# The one cheap pre-filter of the two duplicate checks, in one pass over ``_sc_multi``: per
-# payroll person and period, the schemes two or more regions pay with a payroll row among them
-# (cross-region), and whether an employee pension meets a resident one paid in the payroll (cross-scheme).
+# The one cheap pre-filter of the two duplicate checks, over ``_sc_multi`` (a person — ``subject``,
+# the canonical ID of his identity cluster — paid two or more times in a period): the schemes two or
+# more regions pay him in a period with a payroll row among them (kind 'region', per person), and
+# an employee pension meeting a resident one paid in the payroll under one ID (kind 'scheme', per ID).
 OVERLAPS = """
     WITH per_scheme AS (
-        SELECT person_id, period, scheme, count(DISTINCT region_code) AS regions, bool_or(in_payroll) AS in_payroll
+        SELECT subject, period, scheme, count(DISTINCT region_code) AS regions, bool_or(in_payroll) AS in_payroll
         FROM _sc_multi WHERE scheme IN ('110', '120', '170')
-        GROUP BY person_id, period, scheme
+        GROUP BY subject, period, scheme
     )
-    SELECT person_id, period,
-           coalesce(list(scheme) FILTER (WHERE regions >= 2 AND in_payroll), []) AS cross_region_schemes,
-           bool_or(scheme <> '170') AND bool_or(scheme = '170' AND in_payroll) AS cross_scheme
-    FROM per_scheme GROUP BY person_id, period
-    HAVING len(cross_region_schemes) > 0 OR cross_scheme"""
+    SELECT 'region' AS kind, subject AS who, period, list(scheme) AS schemes
+    FROM per_scheme WHERE regions >= 2 AND in_payroll GROUP BY subject, period
+    UNION ALL
+    SELECT 'scheme', person_id, period, NULL FROM _sc_multi WHERE scheme IN ('110', '120', '170')
+    GROUP BY person_id, period HAVING bool_or(scheme <> '170') AND bool_or(scheme = '170' AND in_payroll)"""
 
 
 # ------------------------------------------------------------------ paid after death (+ certified after death)
@@ -255,62 +259,75 @@ WHERE p.amount > 0
 # ------------------------------------------------------------------ the same scheme paid by two regions
 
 DUPLICATE_CROSS_REGION = f"""
+-- As rules/duplicate_cross_region.yaml: the IDs of one identity cluster are one person (``subject``),
+-- so a person paid by two regions under two of his IDs is a cross-region duplicate too.
 WITH multi AS (
     -- the pre-filter: a payroll row's person, scheme and period paid by two or more regions
-    SELECT person_id, unnest(cross_region_schemes) AS scheme, period FROM _sc_overlaps
+    SELECT who AS subject, unnest(schemes) AS scheme, period FROM _sc_overlaps WHERE kind = 'region'
 ),
 paid AS (
     -- net payment per person, scheme, region and period; a period reversed in full drops out
-    SELECT r.person_id, r.scheme, r.region_code, r.period, sum(r.amount) AS amount,
-           list_sort(list(r.payment_id)) AS payment_ids, bool_or(NOT r.in_payroll) AS already_paid
-    FROM _sc_multi AS r JOIN multi AS m ON m.person_id = r.person_id AND m.scheme = r.scheme AND m.period = r.period
-    GROUP BY r.person_id, r.scheme, r.region_code, r.period
+    SELECT r.subject, r.scheme, r.region_code, r.period, sum(r.amount) AS amount,
+           list_sort(list(r.payment_id)) AS payment_ids, list_sort(list(DISTINCT r.person_id)) AS paid_ids,
+           bool_or(NOT r.in_payroll) AS already_paid
+    FROM _sc_multi AS r JOIN multi AS m ON m.subject = r.subject AND m.scheme = r.scheme AND m.period = r.period
+    GROUP BY r.subject, r.scheme, r.region_code, r.period
     HAVING sum(r.amount) > 0
 ),
 overlap AS (
-    SELECT person_id, scheme, period FROM paid GROUP BY person_id, scheme, period HAVING count(*) >= 2
+    SELECT subject, scheme, period FROM paid GROUP BY subject, scheme, period HAVING count(*) >= 2
 ),
-pairs AS (SELECT DISTINCT person_id, scheme FROM overlap),
+pairs AS (
+    -- the candidates, and every ID of theirs (a person outside any cluster has his own ID only)
+    SELECT DISTINCT o.subject, o.scheme, coalesce(c.person_id, o.subject) AS person_id
+    FROM overlap AS o LEFT JOIN _sc_clusters AS c ON c.canonical_id = o.subject
+),
 audit_history AS MATERIALIZED (
     -- the candidates' payments the audit loaded (joined first: the candidates are few)
-    SELECT w.payment_id, w.person_id, w.scheme, w.region_code, w.period, w.amount
+    SELECT w.payment_id, c.subject, w.scheme, w.region_code, w.period, w.amount
     FROM pension_payments AS w JOIN pairs AS c ON c.person_id = w.person_id AND c.scheme = w.scheme
 ),
 history AS (
     -- every period each region paid (net > 0): what the audit loaded plus the payroll
-    SELECT person_id, scheme, region_code, period FROM (
-        SELECT person_id, scheme, region_code, period, amount FROM audit_history
+    SELECT subject, scheme, region_code, period FROM (
+        SELECT subject, scheme, region_code, period, amount FROM audit_history
         WHERE payment_id NOT IN (SELECT payment_id FROM payroll)
         UNION ALL
-        SELECT p.person_id, p.scheme, p.region_code, p.period, p.amount
+        SELECT c.subject, p.scheme, p.region_code, p.period, p.amount
         FROM payroll AS p JOIN pairs AS c ON c.person_id = p.person_id AND c.scheme = p.scheme)
-    GROUP BY person_id, scheme, region_code, period HAVING sum(amount) > 0
+    GROUP BY subject, scheme, region_code, period HAVING sum(amount) > 0
 ),
 starts AS (
-    SELECT person_id, scheme, region_code, min(period) AS started FROM history GROUP BY person_id, scheme, region_code
+    SELECT subject, scheme, region_code, min(period) AS started FROM history GROUP BY subject, scheme, region_code
 ),
 ranked AS (
     -- per period the region kept is the one that started earliest (tie: the lower code)
     SELECT x.*, s.started,
-           list_sort(list(x.region_code) OVER (PARTITION BY x.person_id, x.scheme, x.period)) AS regions_paying,
-           row_number() OVER (PARTITION BY x.person_id, x.scheme, x.period ORDER BY s.started, x.region_code) AS keep_rank
+           list_sort(list(x.region_code) OVER (PARTITION BY x.subject, x.scheme, x.period)) AS regions_paying,
+           row_number() OVER (PARTITION BY x.subject, x.scheme, x.period ORDER BY s.started, x.region_code) AS keep_rank
     FROM paid AS x
-    JOIN overlap AS o ON o.person_id = x.person_id AND o.scheme = x.scheme AND o.period = x.period
-    JOIN starts AS s ON s.person_id = x.person_id AND s.scheme = x.scheme AND s.region_code = x.region_code
+    JOIN overlap AS o ON o.subject = x.subject AND o.scheme = x.scheme AND o.period = x.period
+    JOIN starts AS s ON s.subject = x.subject AND s.scheme = x.scheme AND s.region_code = x.region_code
 ),
 kept AS (SELECT * FROM ranked WHERE keep_rank = 1)
 SELECT p.payment_id, 'duplicate_cross_region' AS rule_id,
        {as_json('''{'scheme': p.scheme, 'period': strftime(p.period, '%Y-%m'), 'regions_paying': r.regions_paying,
                    'this_region_started': strftime(r.started, '%Y-%m'),
                    'kept_region': k.region_code, 'kept_region_started': strftime(k.started, '%Y-%m'),
-                   'kept_payment_ids': k.payment_ids, 'kept_payment_already_paid': k.already_paid}''')} AS facts,
+                   'kept_payment_ids': k.payment_ids, 'kept_payment_already_paid': k.already_paid,
+                   'this_person': CASE WHEN pr.subject <> p.person_id THEN pr.subject END,
+                   'kept_paid_ids': k.paid_ids}''')} AS facts,
        {WHO} || {ID_NOTE} || '的' || {SCHEME_ZH.format(c='p.scheme')} || {month('p.period')} || '已由统筹区' || k.region_code
-       || CASE WHEN k.already_paid THEN '发放' ELSE '在本次发放名单中发放' END || '（' || {month('k.started')} || '起领取，流水号'
-       || {listed('k.payment_ids')} || '）；统筹区' || p.region_code || {PAYMENT}
+       || CASE WHEN k.already_paid THEN '发放' ELSE '在本次发放名单中发放' END || '（' || {month('k.started')} || '起领取，'
+       || CASE WHEN list_has_all([p.person_id], k.paid_ids) THEN ''
+               ELSE '以经比对为同一人的身份证号' || array_to_string(list_filter(k.paid_ids, lambda i: i <> p.person_id), '、')
+                    || '领取，' END
+       || '流水号' || {listed('k.payment_ids')} || '）；统筹区' || p.region_code || {PAYMENT}
        || '属跨地区重复领取，应暂停发放。' AS reason
 FROM payroll AS p
-JOIN ranked AS r ON r.person_id = p.person_id AND r.scheme = p.scheme AND r.region_code = p.region_code AND r.period = p.period
-JOIN kept AS k ON k.person_id = p.person_id AND k.scheme = p.scheme AND k.period = p.period
+JOIN _sc_multi AS pr ON pr.payment_id = p.payment_id AND pr.in_payroll
+JOIN ranked AS r ON r.subject = pr.subject AND r.scheme = p.scheme AND r.region_code = p.region_code AND r.period = p.period
+JOIN kept AS k ON k.subject = pr.subject AND k.scheme = p.scheme AND k.period = p.period
 WHERE r.keep_rank > 1 AND p.amount > 0
 """
 
@@ -319,7 +336,7 @@ WHERE r.keep_rank > 1 AND p.amount > 0
 DUPLICATE_CROSS_SCHEME = f"""
 WITH mixed AS (
     -- the pre-filter: a period with employee and resident rows, a resident one in the payroll
-    SELECT person_id, period FROM _sc_overlaps WHERE cross_scheme
+    SELECT who AS person_id, period FROM _sc_overlaps WHERE kind = 'scheme'
 ),
 kinds AS (
     SELECT r.person_id, r.period, CASE WHEN r.scheme = '170' THEN 'resident' ELSE 'employee' END AS kind,

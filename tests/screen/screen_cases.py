@@ -51,6 +51,9 @@ DEAD_TYPO = broken(DEAD_TYPO_OWNER)                        # paid under this typ
 # the death recorded under a typo of the ID that was itself paid once (linked): the owner's pension stops
 TYPO_DEATH_OWNER = pid("110101", "19400101", "059")       # registered; paid October and December
 TYPO_DEATH = broken(TYPO_DEATH_OWNER)                      # paid November; died 2024-12-03 under this ID
+# paid by a second region under a typo of the ID, new in the payroll: one person paid by two regions
+REGIONS_TWO_IDS = pid("310101", "19460101", "061")        # 310101 since October
+REGIONS_TWO_IDS_TYPO = broken(REGIONS_TWO_IDS)            # 440300 pays January under this typo
 # near miss: a registered namesake born the same day, ID one digit away from a dead man's: never one person
 NAMESAKE = pid("110101", "19450101", "019")               # 张一 like DEAD, alive
 
@@ -59,9 +62,11 @@ NAMES = {DEAD: "张一", DEAD_JAN: "张二", DEAD_ARREARS: "张三", WEAK: "王�
          TWO_SCHEMES: "钱一", RESIDENT_ONLY: "钱二", LINKED: "孙一", LINKED_TYPO: "孙一", LINKED_ALONE: "孙二",
          LINKED_ALONE_TYPO: "孙二", TWICE: "周一", ARREARS_TWICE: "周二", DEAD_TWO_REGIONS: "吴一", REVERSED: "吴二",
          DEAD_INVALID: "郑一", PRISON_INVALID: "郑二", REGIONS_INVALID: "郑三", DEAD_TYPO_OWNER: "冯一", DEAD_TYPO: "冯一",
-         NAMESAKE: "张一", TYPO_DEATH_OWNER: "褚一", TYPO_DEATH: "褚一"}
+         NAMESAKE: "张一", TYPO_DEATH_OWNER: "褚一", TYPO_DEATH: "褚一", REGIONS_TWO_IDS: "卫一",
+         REGIONS_TWO_IDS_TYPO: "卫一"}
 # IDs the household register does not carry (typos, invalid IDs)
-UNREGISTERED = (LINKED_TYPO, LINKED_ALONE_TYPO, DEAD_INVALID, PRISON_INVALID, REGIONS_INVALID, DEAD_TYPO, TYPO_DEATH)
+UNREGISTERED = (LINKED_TYPO, LINKED_ALONE_TYPO, DEAD_INVALID, PRISON_INVALID, REGIONS_INVALID, DEAD_TYPO, TYPO_DEATH,
+                REGIONS_TWO_IDS_TYPO)
 AUDIT_MONTHS = ("2024-10", "2024-11", "2024-12")
 # pensioners with nothing to find (a payroll is mostly valid IDs: the contract wants 90 %)
 BACKGROUND = {pid("530102", f"19600{1 + i // 28}{1 + i % 28:02d}", "071"): f"何{'甲乙丙丁戊己庚辛壬癸'[i % 10]}{'一二三四五'[i // 10]}"
@@ -95,6 +100,8 @@ def _audit_payments() -> list[list]:
             months = ("2024-10", "2024-12")
         if person == TYPO_DEATH:
             months = ("2024-11",)
+        if person == REGIONS_TWO_IDS_TYPO:
+            months = ()
         for m in months:
             rows.append([f"W{len(rows):04d}", person, NAMES[person], scheme, region, m, "2000.00", f"{m}-10"])
     for person, name in BACKGROUND.items():
@@ -136,6 +143,8 @@ PAYROLL = {
     "J30": (NAMESAKE, "110", "110101", "2025-01", "2000.00"),
     "J31": (REGIONS_INVALID, "110", "310101", "2025-01", "2000.00"),
     "J32": (TYPO_DEATH_OWNER, "110", "110101", "2025-01", "2000.00"),
+    "J33": (REGIONS_TWO_IDS, "110", "310101", "2025-01", "2000.00"),
+    "J34": (REGIONS_TWO_IDS_TYPO, "110", "440300", "2025-01", "2000.00"),
 }
 EXPECTED = {
     "J01": ("paid_after_death", "high"),
@@ -153,6 +162,7 @@ EXPECTED = {
     "J28": ("duplicate_cross_region", "high"),
     "J29": ("paid_after_death", "high"),
     "J32": ("paid_after_death", "high"),
+    "J34": ("duplicate_cross_region", "high"),
 }
 BAD_ROWS = [
     ["J90", "", "无号", "110", "110101", "2025-01", "2000.00", ""],          # missing person_id

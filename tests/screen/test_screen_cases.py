@@ -22,8 +22,8 @@ from pipelines.pipeline import RunConfig
 from pipelines.screen import ScreenConfig, screen_payroll
 from pipelines.screen.run import HOLD_COLUMNS
 from pipelines.stages import run_pipeline
-from screen_cases import (DEAD, DEAD_TWO_REGIONS, DEAD_TYPO, DEAD_TYPO_OWNER, EXPECTED, HEAD, PAYROLL, TYPO_DEATH, WEAK,
-                          _write, broken)
+from screen_cases import (DEAD, DEAD_TWO_REGIONS, DEAD_TYPO, DEAD_TYPO_OWNER, EXPECTED, HEAD, PAYROLL, REGIONS_TWO_IDS,
+                          TYPO_DEATH, WEAK, _write, broken)
 
 
 def _screen(output: Path, payroll: Path):
@@ -186,6 +186,9 @@ def test_invalid_ids_and_a_typo_of_a_dead_mans_id_are_held_and_say_so(audit, pay
     found = json.loads(typo["evidence"])["findings"]["paid_after_death"]
     assert found["this_person"] == DEAD_TYPO_OWNER and found["death_record_person_ids"] == [DEAD_TYPO_OWNER]
     assert "J30" not in row  # NAMESAKE
+    two_ids = row["J34"]  # a second region paying a typo of the ID new in the payroll: one person, two regions
+    assert two_ids["hold_reasons"] == "duplicate_cross_region,duplicate_identity"
+    assert f"以经比对为同一人的身份证号{REGIONS_TWO_IDS}领取" in two_ids["reason"]
     under_typo = row["J32"]  # the death is recorded under the typo, once paid: the owner is held
     assert f"与身份证号{TYPO_DEATH}经比对为同一人，该人已于2024-12-03死亡" in under_typo["reason"]
     own = json.loads(row["J01"]["evidence"])["findings"]["paid_after_death"]
