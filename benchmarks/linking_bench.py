@@ -30,7 +30,7 @@ import polars as pl
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipelines import warehouse  # noqa: E402
+from benchmarks import legacy_warehouse as warehouse  # noqa: E402
 from pipelines.contracts import load_contracts  # noqa: E402
 from pipelines.linking import link_persons  # noqa: E402
 

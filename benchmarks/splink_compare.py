@@ -18,7 +18,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from pipelines import warehouse
+from benchmarks import legacy_warehouse as warehouse
 from pipelines.engine import as_engine
 from pipelines.linking.blocking import generate_candidates
 from pipelines.linking.records import build_nodes, present_person_extracts, registry_present

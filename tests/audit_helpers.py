@@ -8,7 +8,8 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from pipelines import publish, warehouse
+from benchmarks import legacy_warehouse as warehouse
+from pipelines import publish
 
 PERSON_A = "110101195003150013"   # 张三, died 2024-02-10
 PERSON_B = "440300194511110049"   # 欧阳娜娜 (compound surname)

@@ -9,7 +9,7 @@ from datetime import date
 import polars as pl
 import pytest
 
-from pipelines import warehouse
+from benchmarks import legacy_warehouse as warehouse
 from pipelines.contracts import load_contracts
 from pipelines.ingest import discover_extracts, ingest_extract
 from pipelines.linking import link_persons

@@ -37,7 +37,7 @@ def test_every_extract_table_exists_with_contract_types():
 
 
 def test_types_match_the_warehouse_loader():
-    warehouse = pytest.importorskip("pipelines.warehouse")
+    warehouse = pytest.importorskip("benchmarks.legacy_warehouse")
     for contract in load_contracts().values():
         assert table_columns(contract) == warehouse.table_columns(contract), contract.extract
 

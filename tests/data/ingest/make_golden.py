@@ -1,4 +1,4 @@
-"""Regenerate the tiny golden landing folders used by tests/test_ingest.py and tests/test_warehouse.py.
+"""Regenerate the tiny golden landing folders used by tests/test_ingest.py and tests/benchmarks/test_legacy_warehouse.py.
 
 Run from the repository root:  .venv/bin/python tests/data/ingest/make_golden.py
 The outputs are committed; tests never regenerate them. Every value here is hand-chosen so the

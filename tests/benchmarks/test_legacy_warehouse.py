@@ -14,9 +14,9 @@ import pytest
 from pipelines.contracts import load_contracts
 from pipelines.errors import RunError
 from pipelines.ingest import discover_extracts, ingest_extract
-from pipelines.warehouse import connect, create_views, load_extract, sync_extracts, table_counts
+from benchmarks.legacy_warehouse import connect, create_views, load_extract, sync_extracts, table_counts
 
-GOLDEN = Path(__file__).parent / "data" / "ingest"
+GOLDEN = Path(__file__).parents[1] / "data" / "ingest"
 CONTRACTS = load_contracts()
 HEADER = "payment_id,person_id,name,scheme,region_code,period,amount\n"
 

@@ -1,4 +1,6 @@
-"""The embedded DuckDB warehouse: one table per extract (docs/architecture.md, "Warehouse schema"),
+"""The previous version's copy-in DuckDB warehouse, kept as a tool for the linking benchmarks and
+tests that want the extract tables in one DuckDB file (runs no longer write it: they read the
+Parquet lake, pipelines/lake.py). One table per extract (docs/architecture.md, "Warehouse schema"),
 loaded set-based from staged Parquet, plus the bookkeeping tables ``_loaded_files`` and
 ``_quarantine`` and the views in ``warehouse_views.sql``.
 
