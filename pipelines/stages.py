@@ -17,13 +17,17 @@ from datetime import date
 
 import pyarrow as pa
 
-from pipelines import after_run, lake, outcomes, publish, validation_cache, validation_site
+from pipelines import after_run, jobs, lake, outcomes, publish, validation_cache, validation_site
 from pipelines.engine import Engine, connect
 from pipelines.errors import RunError
 
 DERIVED_DIR = "derived"  # link tables of a run, as Parquet
 from pipelines.ingest import IngestResult, check_broken_rate, check_damaged_ids, discover_extracts
 from pipelines.linking import LINK_TABLES, PERSON_EXTRACTS, LinkResult, link_persons
+from pipelines.linking import state as link_state
+from pipelines.linking.incremental import TooManyChanges, link_incremental
+from pipelines.linking.records import present_person_extracts, registry_present
+from pipelines.linking.scoring import THRESHOLD
 from pipelines.linking.schema import LINK_ORDER
 from pipelines.pipeline import Progress, RunConfig, RunContext, fail_run, finish_run, peak_rss_mb, prepare_run, run_stage
 from pipelines.rules.engine import RunHits, run_rules
@@ -142,17 +146,26 @@ def load_stage(ctx: RunContext, ingested: dict[str, IngestResult]) -> dict[str, 
             "files_read": list(ctx.files_read)}
 
 
-def _previous_links(ctx: RunContext, key: str) -> dict[str, Path] | None:
-    """The previous run's link tables when it linked the same person-bearing files."""
-    if ctx.previous is None:
-        return None
-    try:
-        manifest = json.loads((ctx.previous / publish.MANIFEST_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    files = {t: ctx.previous / DERIVED_DIR / f"{t}.parquet" for t in LINK_TABLES}
-    if manifest.get("link_key") == key and all(p.exists() for p in files.values()):
-        return files
+def _earlier_runs(ctx: RunContext) -> list[Path]:
+    """Runs whose link tables or link state this run may start from, newest first: the previous run
+    of this job, the newest run of any job, and the newest full audit."""
+    output = Path(ctx.config.output)
+    ids = {publish.latest_run_id(output, ctx.config.job), publish.latest_run_id(output),
+           publish.latest_run_id(output, jobs.FULL_AUDIT)}
+    runs = [publish.runs_dir(output) / i for i in sorted((i for i in ids if i), reverse=True)]
+    return [r for r in runs if r.is_dir()]
+
+
+def _previous_links(runs: list[Path], key: str) -> tuple[Path, dict[str, Path]] | None:
+    """The link tables of the newest of ``runs`` that linked the same person-bearing files."""
+    for run in runs:
+        try:
+            manifest = json.loads((run / publish.MANIFEST_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        files = {t: run / DERIVED_DIR / f"{t}.parquet" for t in LINK_TABLES}
+        if manifest.get("link_key") == key and all(p.exists() for p in files.values()):
+            return run, files
     return None
 
 
@@ -160,28 +173,90 @@ def link_stage(ctx: RunContext) -> LinkResult | None:
     """Identity resolution: link IDs that are one person and match death records with broken IDs.
 
     Writes ``person_links``, ``person_link_candidates``, ``identity_clusters`` and ``death_matches``
-    as Parquet in the run folder. Reused from the previous run when the person-bearing files are
-    the same; skipped when no selected rule reads them and there is nothing to reuse."""
+    as Parquet in the run folder, with the link state the next run may update
+    (:mod:`pipelines.linking.state`). Reused from an earlier run when the person-bearing files are
+    the same; updated incrementally when they only gained files (:mod:`pipelines.linking.incremental`);
+    else linked in full. Skipped when no selected rule reads them and there is nothing to reuse."""
     key = ctx.snapshot.key(PERSON_EXTRACTS)
     ctx.link_key = key
     target = ctx.partial / DERIVED_DIR
-    reused = _previous_links(ctx, key)
+    runs = _earlier_runs(ctx)
+    reused = _previous_links(runs, key)
     if reused is not None:
-        target.mkdir(exist_ok=True)
-        for table, path in reused.items():
-            shutil.copyfile(path, target / path.name)
+        run, files = reused
+        for table, path in files.items():
+            link_state.link_file(path, target / path.name)
+        old_state = link_state.LinkState.read(run)
+        if old_state is not None:
+            for path in old_state.dir.iterdir():
+                link_state.link_file(path, target / link_state.STATE_DIR / path.name)
         ctx.derived = {t: target / f"{t}.parquet" for t in LINK_TABLES}
-        ctx.notes.append(f"identity linking reused from run {ctx.previous.name} (same person-bearing files)")
+        ctx.notes.append(f"identity linking reused from run {run.name} (same person-bearing files)")
         return None
     if not any(set(r.requires) & set(LINK_TABLES) for r in select_rules(ctx)):
         ctx.link_key = None
         ctx.notes.append("identity linking skipped: no selected rule reads the link tables")
         return None
+    state_dir = target / link_state.STATE_DIR if ctx.config.engine == "duckdb" else None
+    files = {e: [(f.source_file, f.sha256) for f in ctx.snapshot.files.get(e, ())] for e in PERSON_EXTRACTS
+             if ctx.snapshot.files.get(e)}
     with _engine(ctx) as engine:
-        result = link_persons(engine)
+        result = _link_incrementally(ctx, engine, runs, files, state_dir)
+        if result is None:
+            result = link_persons(engine, max_block_size=MAX_BLOCK_SIZE, state_dir=state_dir)
         for table in LINK_TABLES:
             engine.write_parquet(f"SELECT * FROM {table} ORDER BY {LINK_ORDER[table]}", target / f"{table}.parquet")
+    if state_dir is not None:
+        meta = json.loads((state_dir / link_state.META_FILE).read_text(encoding="utf-8"))
+        link_state.write_meta(state_dir, meta | {"files": files})
+        result.incremental["state_bytes"] = link_state.state_bytes(state_dir)
     ctx.derived = {t: target / f"{t}.parquet" for t in LINK_TABLES}
+    return result
+
+
+MAX_BLOCK_SIZE = 1000  # the linker's cap on a (name key, birth date) block, for every run
+
+
+def _link_incrementally(ctx: RunContext, engine: Engine, runs: list[Path], files: dict[str, list[tuple[str, str]]],
+                        state_dir: Path | None) -> LinkResult | None:
+    """The link tables updated from an earlier run's link state, or None (with a note saying why)
+    when the run must link in full."""
+    if state_dir is None:
+        ctx.notes.append("identity linking in full: incremental linking runs on DuckDB only")
+        return None
+    states = [s for s in (link_state.LinkState.read(r) for r in runs) if s is not None]
+    unique = {e for e in files if any(c.unique for c in ctx.contracts[e].columns)}
+    plan = link_state.plan_update(states, files, threshold=THRESHOLD, max_block_size=MAX_BLOCK_SIZE,
+                                  ordered_extracts=unique)
+    if isinstance(plan, str):
+        ctx.notes.append(f"identity linking in full: {plan}")
+        return None
+    registry = registry_present(engine, present_person_extracts(engine))
+    if registry != plan.state.meta.get("registry"):
+        ctx.notes.append(f"identity linking in full: the household register {'appeared' if registry else 'is gone'} "
+                         f"since run {plan.state.run_dir.name}")
+        return None
+    added = {}
+    for extract, new in plan.added.items():
+        lake_files = {f.source_file: f for f in ctx.snapshot.files[extract]}
+        scan = f"SELECT * FROM {engine.dialect.read_parquet([lake_files[f].data for f, _ in new])}"
+        if extract in ctx.relations.duplicates:
+            dup = engine.dialect.read_parquet([ctx.relations.duplicates[extract]])
+            scan = (f"SELECT r.* FROM ({scan}) AS r ANTI JOIN (SELECT _source_file, _source_row FROM {dup}) AS d "
+                    "USING (_source_file, _source_row)")
+        added[extract] = scan
+    try:
+        result = link_incremental(engine, plan.state, added, registry=registry, max_block_size=MAX_BLOCK_SIZE,
+                                  state_dir=state_dir)
+    except TooManyChanges as exc:
+        ctx.notes.append(f"identity linking in full: {exc} since run {plan.state.run_dir.name}")
+        shutil.rmtree(state_dir, ignore_errors=True)
+        return None
+    counts = ", ".join(f"{len(v)} added {e} file(s)" for e, v in sorted(plan.added.items()))
+    i = result.incremental
+    ctx.notes.append(f"identity linking updated incrementally from run {plan.state.run_dir.name} ({counts}): "
+                     f"{i['touched_ids']:,} IDs touched, {i['changed_ids']:,} changed, {i['blocks_recomputed']:,} "
+                     f"name/birth blocks recomputed, {i['pairs_rescored']:,} pairs rescored")
     return result
 
 

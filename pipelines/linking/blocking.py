@@ -90,18 +90,23 @@ _PAIR_COLUMNS = "CAST(a AS BIGINT) AS a, CAST(b AS BIGINT) AS b, CAST(relation A
     "CAST(pos AS TINYINT) AS pos, CAST(block AS TINYINT) AS block"
 
 
-def generate_candidates(con: Engine, *, nodes: str, out: str, max_block_size: int = 1000) -> dict[str, int]:
+def generate_candidates(con: Engine, *, nodes: str, out: str, max_block_size: int = 1000,
+                        keys: str | None = None) -> dict[str, int]:
     """Materialise ``out`` (a, b, relation, pos, blocks) from the relation ``nodes`` (relation
     codes and block bits as in this module's constants); return counts: raw pairs per block,
     distinct candidate pairs and skipped oversized name/birth groups. Each blocking pass is
     materialised on its own (one equi-join at a time keeps memory bounded), then the passes are
-    combined in one GROUP BY."""
+    combined in one GROUP BY. ``keys`` names a relation (node, p_id, birth, n) to use instead of
+    the name/birth keys of ``nodes`` (incremental linking: the nodes are a subset, ``n`` the size
+    of the whole block)."""
     q = con.dialect.quote_identifier
-    keys = f"{out}_name_birth_keys"
+    own_keys = keys is None
+    keys = keys or f"{out}_name_birth_keys"
     passes = [_substitution_sql(i) for i in range(17)] + [_CHECK_CHAR, _TRANSPOSITION, _NAME_BIRTH]
     parts = [f"{out}_pass{i}" for i in range(len(passes))]
     try:
-        con.materialize(keys, _NAME_BIRTH_KEYS.format(nodes=q(nodes)))
+        if own_keys:
+            con.materialize(keys, _NAME_BIRTH_KEYS.format(nodes=q(nodes)))
         for part, sql in zip(parts, passes):
             body = sql.format(nodes=q(nodes), keys=q(keys))
             con.materialize(part, f"SELECT {_PAIR_COLUMNS} FROM ({body}) AS p(a, b, relation, pos, block)",
@@ -114,7 +119,7 @@ def generate_candidates(con: Engine, *, nodes: str, out: str, max_block_size: in
             f"SELECT block, count(*) AS n FROM ({pairs}) GROUP BY block").to_pylist()}
         rows = con.materialize(out, _CANDIDATES.format(pairs=pairs))
     finally:
-        for name in [keys, *parts]:
+        for name in ([keys] if own_keys else []) + parts:
             con.drop(name)
     result = {f"pairs_{k}": int(v) for k, v in sorted(counts.items())}
     result["candidate_pairs"] = int(rows)

@@ -26,32 +26,43 @@ from pipelines.engine import Engine
 from pipelines.linking.names import name_keys
 from pipelines.linking.schema import PERSON_EXTRACTS
 
-# Per extract and ID: names (min/max), rows, and what the extract adds.
-_COLUMNS = "person_id, valid, name_min, name_max, src, n, first_paid, birth_decl, household_id"
+# Per extract and ID: names (min/max), rows, named rows, and what the extract adds. ``{rel}`` is the
+# relation read: the extract, or (incremental linking) the rows of its added files.
+_COLUMNS = "person_id, valid, name_min, name_max, src, n, nn, first_paid, birth_decl, household_id"
 _OBS = {
     "pension_payments": """
-        SELECT person_id, bool_or(person_id_valid), min(name), max(name), 'pension_payments', count(*),
+        SELECT person_id, bool_or(person_id_valid), min(name), max(name), 'pension_payments', count(*), count(name),
                min(period), NULL::DATE, NULL::VARCHAR
-        FROM pension_payments WHERE person_id IS NOT NULL GROUP BY person_id""",
+        FROM {rel} WHERE person_id IS NOT NULL GROUP BY person_id""",
     "subsidy_payments": """
-        SELECT person_id, bool_or(person_id_valid), min(name), max(name), 'subsidy_payments', count(*),
+        SELECT person_id, bool_or(person_id_valid), min(name), max(name), 'subsidy_payments', count(*), count(name),
                NULL::DATE, NULL::DATE, NULL::VARCHAR
-        FROM subsidy_payments WHERE person_id IS NOT NULL GROUP BY person_id""",
+        FROM {rel} WHERE person_id IS NOT NULL GROUP BY person_id""",
     "deaths": """
-        SELECT person_id, bool_or(person_id_valid), min(name), max(name), 'deaths', count(*),
+        SELECT person_id, bool_or(person_id_valid), min(name), max(name), 'deaths', count(*), count(name),
                NULL::DATE, NULL::DATE, NULL::VARCHAR
-        FROM deaths WHERE person_id IS NOT NULL GROUP BY person_id""",
+        FROM {rel} WHERE person_id IS NOT NULL GROUP BY person_id""",
     "household": """
-        SELECT person_id, bool_or(person_id_valid), min(name), max(name), 'household', count(*),
+        SELECT person_id, bool_or(person_id_valid), min(name), max(name), 'household', count(*), count(name),
                NULL::DATE, min(birth_date), min(household_id)
-        FROM household WHERE person_id IS NOT NULL GROUP BY person_id""",
+        FROM {rel} WHERE person_id IS NOT NULL GROUP BY person_id""",
     "prisoners": """
-        SELECT person_id, bool_or(person_id_valid), min(name), max(name), 'prisoners', count(*),
+        SELECT person_id, bool_or(person_id_valid), min(name), max(name), 'prisoners', count(*), count(name),
                NULL::DATE, NULL::DATE, NULL::VARCHAR
-        FROM prisoners WHERE person_id IS NOT NULL GROUP BY person_id""",
+        FROM {rel} WHERE person_id IS NOT NULL GROUP BY person_id""",
 }
+EMPTY_OBS = ("SELECT NULL::VARCHAR, NULL::BOOLEAN, NULL::VARCHAR, NULL::VARCHAR, NULL::VARCHAR, 0::BIGINT, 0::BIGINT, "
+             "NULL::DATE, NULL::DATE, NULL::VARCHAR WHERE false")
 
-_AGG = """
+
+def obs_sql(relations: dict[str, str]) -> str:
+    """Per (ID, extract) observations (:data:`_COLUMNS`) of the person extracts, each read from the
+    relation ``relations`` names for it."""
+    union = "\nUNION ALL\n".join(_OBS[t].format(rel=r) for t, r in relations.items()) if relations else EMPTY_OBS
+    return f"SELECT * FROM ({union}) AS o({_COLUMNS})"
+
+
+AGG_SQL = """
 SELECT person_id,
        coalesce(bool_or(valid), false) AS valid,
        bool_or(src = 'household') AS registered,
@@ -63,29 +74,31 @@ SELECT person_id,
        min(name_min) AS name_min,
        max(name_max) AS name_max,
        min(name_min) FILTER (WHERE src = 'household') AS house_min,
-       max(name_max) FILTER (WHERE src = 'household') AS house_max
+       max(name_max) FILTER (WHERE src = 'household') AS house_max,
+       CAST(coalesce(sum(nn), 0) AS BIGINT) AS named_rows
 FROM {obs} GROUP BY person_id
 """
 
-# IDs whose representative name needs counting: several names, and not one household name.
-_MULTI = """
-WITH ids AS (
-    SELECT person_id FROM {agg}
-    WHERE name_min <> name_max AND (house_min IS NULL OR house_min <> house_max)
-),
+# Per-name counts of the IDs seen under several names (kept as link state: incremental linking
+# adds the counts of new rows instead of counting every extract again).
+_MULTI_COUNTS = """
+WITH ids AS (SELECT person_id FROM {agg} WHERE name_min <> name_max),
 named AS (
     {union}
 )
-SELECT person_id,
-       -- the household name, else the most frequent, else the largest text (never a hash: hash
-       -- functions differ between engines, and the answer must not)
-       arg_max(name, {{'house': CAST(in_house AS INTEGER), 'n': n, 'name': name}}) AS name
-FROM (SELECT person_id, name, count(*) AS n, bool_or(src = 'household') AS in_house
-      FROM named WHERE name IS NOT NULL GROUP BY person_id, name)
-GROUP BY person_id
+SELECT person_id, name, CAST(count(*) AS BIGINT) AS n, bool_or(src = 'household') AS in_house
+FROM named WHERE name IS NOT NULL GROUP BY person_id, name
 """
 
-_NODES = """
+# The representative name of those IDs: the household name, else the most frequent, else the
+# largest text (never a hash: hash functions differ between engines, and the answer must not).
+# Used only for IDs without one household name (the CASE in NODES_SQL).
+MULTI_SQL = """
+SELECT person_id, arg_max(name, {{'house': CAST(in_house AS INTEGER), 'n': n, 'name': name}}) AS name
+FROM {counts} GROUP BY person_id
+"""
+
+NODES_SQL = """
 WITH named AS (
     SELECT a.*,
            CASE WHEN a.house_min IS NOT NULL AND a.house_min = a.house_max THEN a.house_min
@@ -109,12 +122,20 @@ SELECT CAST(row_number() OVER (ORDER BY i.person_id) AS BIGINT) AS node,
        CASE WHEN i.is18 THEN substr(i.person_id, 18, 1) END AS chk,
        CASE WHEN i.id18 THEN TRY_CAST(substr(i.person_id, 17, 1) AS INTEGER) % 2 END AS gender,
        CASE WHEN i.id18 THEN substr(i.person_id, 1, 6) END AS region,
-       CASE WHEN year(i.id_birth_raw) BETWEEN 1800 AND 2100 THEN i.id_birth_raw END AS id_birth
+       CASE WHEN year(i.id_birth_raw) BETWEEN 1800 AND 2100 THEN i.id_birth_raw END AS id_birth,
+       -- the per-ID aggregates the node came from (link state: merged with new rows' aggregates)
+       i.name_min, i.name_max, i.house_min, i.house_max, i.named_rows
 FROM ids AS i LEFT JOIN {names} AS k ON k.name = i.name
 """
 
+# Node columns that blocking and scoring read: a node whose values of these change is re-blocked
+# and its pairs rescored by incremental linking (the others matter to clusters and death
+# matches, which are recomputed whole). node/person_id and the ID-derived columns never change
+# for an ID.
+PAIR_COLUMNS = ("valid", "registered", "birth_decl", "household_id", "name_id", "s_id", "p_id")
+
 # Integer ids of the name keys (1-based, by sorted value) so pairs compare integers, not text.
-_NAMES = """
+NAMES_SQL = """
 SELECT name, name_s, pinyin,
        CAST(dense_rank() OVER (ORDER BY name) AS INTEGER) AS name_id,
        CAST(dense_rank() OVER (ORDER BY name_s) AS INTEGER) AS s_id,
@@ -125,7 +146,13 @@ SELECT name, name_s, pinyin,
 FROM {keys}
 """
 
-_NAMED = {t: f"SELECT person_id, name, '{t}' AS src FROM {t} SEMI JOIN ids USING (person_id)" for t in PERSON_EXTRACTS}
+def named_sql(relations: dict[str, str], ids: str) -> str:
+    """(person_id, name, src) of every row of the person extracts (read from ``relations``) whose ID
+    is in the relation or CTE ``ids``."""
+    if not relations:
+        return "SELECT NULL::VARCHAR AS person_id, NULL::VARCHAR AS name, NULL::VARCHAR AS src WHERE false"
+    return "\nUNION ALL\n".join(f"SELECT person_id, name, '{t}' AS src FROM {r} SEMI JOIN {ids} USING (person_id)"
+                                 for t, r in relations.items())
 
 
 def births_sql(alias: str) -> str:
@@ -152,30 +179,29 @@ def keys_batch(batch: pa.RecordBatch) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays([keys.column(i).combine_chunks() for i in range(3)], schema=KEYS_SCHEMA)
 
 
-def build_nodes(con: Engine, extracts: list[str], *, names: str, nodes: str) -> int:
+def build_nodes(con: Engine, extracts: list[str], *, names: str, nodes: str, multi_counts: str | None = None) -> int:
     """From the person-carrying extract relations ``extracts``, materialise ``names`` (name keys
-    and their integer ids, one row per distinct name) and ``nodes`` (node ids 1..n in ID order);
-    return the number of nodes. Work relations are named after ``nodes`` and dropped."""
+    and their integer ids, one row per distinct name: every name a node or a death record may be
+    looked up by) and ``nodes`` (node ids 1..n in ID order); return the number of nodes. With
+    ``multi_counts``, the per-name counts of IDs seen under several names are kept under that name
+    (link state). Work relations are named after ``nodes`` and dropped."""
     q = con.dialect.quote_identifier
     obs, agg, multi, keys = (f"{nodes}_{w}" for w in ("obs", "agg", "multi", "keys"))
-    if extracts:
-        union = "\nUNION ALL\n".join(_OBS[t] for t in extracts)
-    else:
-        union = ("SELECT NULL::VARCHAR, NULL::BOOLEAN, NULL::VARCHAR, NULL::VARCHAR, NULL::VARCHAR, 0::BIGINT, "
-                 "NULL::DATE, NULL::DATE, NULL::VARCHAR WHERE false")
+    counts = multi_counts or f"{nodes}_counts"
+    relations = {t: t for t in extracts}
     try:
-        con.materialize(obs, f"SELECT * FROM ({union}) AS o({_COLUMNS})")
-        con.materialize(agg, _AGG.format(obs=q(obs)))
-        named = "\nUNION ALL\n".join(_NAMED[t] for t in extracts) if extracts else \
-            "SELECT NULL::VARCHAR AS person_id, NULL::VARCHAR AS name, NULL::VARCHAR AS src WHERE false"
-        con.materialize(multi, _MULTI.format(union=named, agg=q(agg)))
+        con.materialize(obs, obs_sql(relations))
+        con.materialize(agg, AGG_SQL.format(obs=q(obs)))
+        con.materialize(counts, _MULTI_COUNTS.format(union=named_sql(relations, "ids"), agg=q(agg)))
+        con.materialize(multi, MULTI_SQL.format(counts=q(counts)))
+        deaths = " UNION SELECT name FROM death_records WHERE name IS NOT NULL" if "death_records" in con.relations() else ""
         con.map_batches(keys, f"""SELECT name_min AS name FROM {q(obs)} WHERE name_min IS NOT NULL
                        UNION SELECT name_max FROM {q(obs)} WHERE name_max IS NOT NULL
-                       UNION SELECT name FROM {q(multi)} WHERE name IS NOT NULL""", keys_batch, KEYS_SCHEMA)
-        con.materialize(names, _NAMES.format(keys=q(keys)))
-        con.materialize(nodes, _NODES.format(agg=q(agg), multi=q(multi), names=q(names)))
+                       UNION SELECT name FROM {q(multi)} WHERE name IS NOT NULL{deaths}""", keys_batch, KEYS_SCHEMA)
+        con.materialize(names, NAMES_SQL.format(keys=q(keys)))
+        con.materialize(nodes, NODES_SQL.format(agg=q(agg), multi=q(multi), names=q(names)))
     finally:
-        for name in (obs, agg, multi, keys):
+        for name in (obs, agg, multi, keys) + (() if multi_counts else (counts,)):
             con.drop(name)
     return con.scalar(f"SELECT count(*) FROM {q(nodes)}")
 
