@@ -2,7 +2,7 @@
 each morning once the month's full audit has run.
 
     python benchmarks/daily_bench.py --persons 300000 1000000 10000000 [--months 12] [--seed 7]
-        [--workdir /tmp/fwbench] [--new-deaths 1000] [--memory-limit 12GB] [--json PATH]
+        [--workdir /tmp/fwbench] [--new-deaths 1000] [--new-typos 0] [--memory-limit 12GB] [--json PATH]
 
 Per size, each step a child process under ``/usr/bin/time -v`` (wall clock, peak RSS), the CLI
 exactly as the data team runs it (``fraudwatch run --no-prefect``):
@@ -11,6 +11,8 @@ exactly as the data team runs it (``fraudwatch run --no-prefect``):
    ``run_benchmark.py`` uses, when it holds the same persons, months and seed);
 2. the monthly full audit (job ``full-audit``) into a fresh output folder;
 3. a new file ``deaths_<as-of>.csv`` lands: ``--new-deaths`` people paid in the last month, each
+   (and ``--new-typos`` more under their ID with one digit mistyped: IDs nobody has, which
+   identity linking must link and match weakly)
    recorded dead two months before it (so each is a new suspect);
 4. the daily death check, as the ``daily-death-check`` deployment runs it (job ``death-check``,
    its categories from ``prefect.yaml``: paid_after_death, subsidy_after_death, certified_after_death) —
@@ -71,6 +73,7 @@ def _run(landing: Path, out: Path, as_of: date, log: Path, args: argparse.Namesp
     return {
         "seconds": proc["seconds"], "peak_rss_mb": proc["peak_rss_mb"], "cpu_seconds": proc["cpu_seconds"],
         "load_before": load, "stages": manifest["timings_seconds"],
+        "linking": {k: (manifest.get("identity_linking") or {}).get(k) for k in ("mode", "seconds", "incremental")},
         "files_read": manifest.get("files_read"),
         "suspects": sum(r["rows"] for r in manifest["rules"]),
         "rules": [r["id"] for r in manifest["rules"]],
@@ -90,8 +93,9 @@ def _daily_rule_ids(manifest: dict) -> set[str]:
     return {r.id for r in load_rules(REPO / "rules") if r.category in DAILY_CATEGORIES}
 
 
-def write_new_deaths(lake: Path, landing: Path, as_of: date, count: int, seed: int) -> Path:
-    """``count`` payees of the last paid month, recorded dead two months before it (set-based, DuckDB)."""
+def write_new_deaths(lake: Path, landing: Path, as_of: date, count: int, seed: int, typos: int = 0) -> Path:
+    """``count`` payees of the last paid month, recorded dead two months before it, and ``typos`` more
+    under their ID with the 16th digit mistyped (set-based, DuckDB)."""
     import duckdb
 
     target = landing / f"deaths_{as_of:%Y%m%d}.csv"
@@ -106,13 +110,20 @@ def write_new_deaths(lake: Path, landing: Path, as_of: date, count: int, seed: i
             SELECT DISTINCT person_id, name FROM read_parquet($files), last
             WHERE period = last.p AND person_id_valid
           )
-          SELECT person_id, name,
+          , picked AS (
+            SELECT *, row_number() OVER (ORDER BY hash(person_id, $seed)) AS k FROM payees
+            ORDER BY hash(person_id, $seed) LIMIT $count + $typos
+          )
+          SELECT CASE WHEN k <= $count THEN person_id
+                      ELSE substr(person_id, 1, 15) || CAST((CAST(substr(person_id, 16, 1) AS INTEGER) + 1) % 10 AS VARCHAR)
+                           || substr(person_id, 17) END AS person_id,
+                 name,
                  strftime((SELECT p FROM last) - INTERVAL 2 MONTH + INTERVAL 9 DAY, '%Y-%m-%d') AS death_date,
                  'civil_affairs' AS source,
-                 'BENCH' || lpad(CAST(row_number() OVER (ORDER BY person_id) AS VARCHAR), 10, '0') AS record_id
-          FROM (SELECT * FROM payees ORDER BY hash(person_id, $seed) LIMIT $count)
+                 'BENCH' || lpad(CAST(k AS VARCHAR), 10, '0') AS record_id
+          FROM picked
         ) TO '""" + str(target).replace("'", "''") + "' (HEADER, DELIMITER ',')",
-        {"files": files, "count": count, "seed": seed},
+        {"files": files, "count": count, "seed": seed, "typos": typos},
     )
     return target
 
@@ -122,6 +133,7 @@ def bench_one(persons: int, args: argparse.Namespace, say) -> dict:
     landing, logs = data / "landing", data / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     result: dict = {"persons": persons, "months": args.months, "seed": args.seed, "new_deaths": args.new_deaths,
+                    "new_typos": args.new_typos,
                     "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     if not _meta_matches(landing, persons, args.months, args.seed):
         say(f"[{persons:,}] synth → {landing}")
@@ -140,7 +152,7 @@ def bench_one(persons: int, args: argparse.Namespace, say) -> dict:
     say(f"[{persons:,}] monthly full audit (load {_load()})")
     result["full_audit"] = _run(landing, out, as_of, logs / "daily_full.log", args, daily=False)
     result["full_audit_death_suspects"] = _death_suspects(out / "jobs" / "full-audit" / "latest")
-    new_file = write_new_deaths(out / "lake", landing, as_of, args.new_deaths, args.seed)
+    new_file = write_new_deaths(out / "lake", landing, as_of, args.new_deaths, args.seed, args.new_typos)
     day = as_of + timedelta(days=1)
     try:
         say(f"[{persons:,}] daily death check after {new_file.name} (load {_load()})")
@@ -173,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/fwbench"))
     parser.add_argument("--new-deaths", type=int, default=1000)
+    parser.add_argument("--new-typos", type=int, default=0)
     parser.add_argument("--memory-limit")
     parser.add_argument("--keep-outputs", action="store_true")
     parser.add_argument("--json", type=Path, help="figures file (default: WORKDIR/daily.json); sizes are merged")

@@ -166,8 +166,10 @@ def link_incremental(con: Engine, prev: link_state.LinkState, added: dict[str, s
                                                      prev=q(w["prev_nodes"]),
                                                      named=named_sql(deltas, "ids")))
         con.materialize(w["tmulti"], MULTI_SQL.format(counts=q(w["tcounts"])))
-        names_added = " UNION ".join(f"SELECT name FROM {q(r)} WHERE name IS NOT NULL" for r in deltas.values()) \
-            or "SELECT NULL::VARCHAR AS name WHERE false"
+        # names to look up: the added rows' (death records included) and the touched IDs' representative
+        # names (a name counted before but never the min, max or representative of an ID has no keys yet)
+        names_added = " UNION ".join([f"SELECT name FROM {q(r)} WHERE name IS NOT NULL" for r in deltas.values()]
+                                     + [f"SELECT name FROM {q(w['tmulti'])} WHERE name IS NOT NULL"])
         con.map_batches(w["newkeys"], f"SELECT name FROM ({names_added}) AS n ANTI JOIN {q(w['prev_names'])} USING (name)",
                         keys_batch, KEYS_SCHEMA)
         info["new_names"] = con.materialize(w["newnames"], _NEW_NAMES.format(keys=q(w["newkeys"]), prev=q(w["prev_names"])))
