@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 import json
 import shutil
+from collections import Counter
 from datetime import date
 
 import pyarrow as pa
@@ -209,7 +210,7 @@ def link_stage(ctx: RunContext) -> LinkResult | None:
     if state_dir is not None:
         meta = json.loads((state_dir / link_state.META_FILE).read_text(encoding="utf-8"))
         link_state.write_meta(state_dir, meta | {"files": files})
-        result.incremental["state_bytes"] = link_state.state_bytes(state_dir)
+        result.state_bytes = link_state.state_bytes(state_dir)
     ctx.derived = {t: target / f"{t}.parquet" for t in LINK_TABLES}
     return result
 
@@ -279,11 +280,23 @@ def detect_stage(ctx: RunContext) -> RunHits:
     """Run the selected rules over the warehouse, set-based, read-only."""
     rules = select_rules(ctx)
     with _engine(ctx) as engine:
+        _materialize_shared_views(ctx, engine, rules)
         hits = run_rules(engine, rules, ctx.config.as_of, ctx.config.parameters)
     for run in hits.runs:
         if run.status == "skipped":
             ctx.notes.append(f"rule {run.rule_id} skipped: needs {', '.join(run.missing)}, absent from this landing folder")
     return hits
+
+
+def _materialize_shared_views(ctx: RunContext, engine: Engine, rules: list[Rule]) -> None:
+    """Compute once, for this stage's session, each rule view (death_records, person_deaths, …) that
+    two or more of the selected rules read: a view is otherwise recomputed inside every rule that
+    reads it (death_records scans the whole household register each time)."""
+    readers = Counter(t for r in rules for t in set(r.requires))
+    have = engine.relations()
+    for view, sql in lake._view_selects(set(ctx.relations.extracts)):
+        if readers[view] >= 2 and view in have:
+            engine.materialize(view, sql)
 
 
 def publish_stage(ctx: RunContext, ingested: dict[str, IngestResult], validations: dict[str, ExtractValidation],

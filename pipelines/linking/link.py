@@ -92,6 +92,7 @@ class LinkResult:
     seconds: dict[str, float] = field(default_factory=dict)
     mode: str = "full"             # full: every ID linked; incremental: the previous run's links updated
     incremental: dict[str, int | str] = field(default_factory=dict)  # what the incremental update touched
+    state_bytes: int = 0           # size of the link state kept for the next run (derived/link_state/)
 
     @property
     def pairs_per_second(self) -> float:

@@ -109,7 +109,7 @@ def write_full_state(con: Engine, state_dir: Path, *, work, registry: bool, thre
     state_dir.mkdir(parents=True, exist_ok=True)
     sources = {"nodes": work.nodes, "names": work.names, "multi": work.multi_counts}
     for table, relation in sources.items():
-        con.write_parquet(f"SELECT * FROM {q(relation)} ORDER BY {KEYS[table]}", state_dir / f"{table}.parquet")
+        con.write_parquet(f"SELECT * FROM {q(relation)}", state_dir / f"{table}.parquet")
         con.write_parquet(f"SELECT * FROM {q(relation)} WHERE false", state_dir / f"{table}_delta.parquet")
     write_meta(state_dir, meta(registry=registry, threshold=threshold, max_block_size=max_block_size))
 

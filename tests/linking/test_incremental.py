@@ -139,7 +139,7 @@ def test_daily_check_after_a_new_deaths_file_equals_a_full_relink(base, people, 
     assert full["identity_linking"]["mode"] == "full"
     assert_same(inc_dir, full_dir)
     info = inc["identity_linking"]["incremental"]
-    assert info["touched_ids"] >= 1 and info["state_bytes"] > 0
+    assert info["touched_ids"] >= 1 and inc["identity_linking"]["state_bytes"] > 0
     if case == "payee":  # a death record under the payee's own ID and name changes no node
         assert info["changed_ids"] == 0 and info["pairs_rescored"] == 0
     if case in ("new_id", "typo_id", "namesake", "block_over_cap", "representative_name_changes"):
