@@ -41,6 +41,9 @@ from pipelines.linking.records import (AGG_SQL, KEYS_SCHEMA, MULTI_SQL, NODES_SQ
 from pipelines.linking.scoring import THRESHOLD, score_candidates
 
 
+STATE_ONLY = ("name_min", "name_max", "house_min", "house_max", "named_rows")  # node columns only the state needs
+
+
 class TooManyChanges(Exception):
     """More changed IDs than an incremental update is worth: the caller links in full."""
 
@@ -142,7 +145,7 @@ def link_incremental(con: Engine, prev: link_state.LinkState, added: dict[str, s
     when more than ``max_changed`` IDs changed. With ``state_dir``, writes the updated state there."""
     work = LinkRelations()
     q = con.dialect.quote_identifier
-    w = {k: f"_lki_{k}" for k in ("prev_nodes", "prev_names", "prev_multi", "prev_cand", "dobs", "dagg", "tagg",
+    w = {k: f"_lki_{k}" for k in ("prev_nodes", "prev_t", "prev_names", "prev_multi", "prev_cand", "dobs", "dagg", "tagg",
                                   "tcounts", "tmulti", "newkeys", "newnames", "tnodes0", "tnodes", "changed",
                                   "K", "M", "S", "sub", "sub_keys", "sub_cand", "cand", "rescored", "link_nodes")}
     w |= {f"delta_{e}": f"_lki_delta_{e}" for e in added}
@@ -161,9 +164,11 @@ def link_incremental(con: Engine, prev: link_state.LinkState, added: dict[str, s
         # 1. touched IDs: the added rows' aggregates merged into the stored ones
         con.materialize(w["dobs"], obs_sql(deltas))
         con.materialize(w["dagg"], AGG_SQL.format(obs=q(w["dobs"])))
-        info["touched_ids"] = con.materialize(w["tagg"], _MERGE.format(dagg=q(w["dagg"]), prev=q(w["prev_nodes"])))
+        # the stored rows of the touched IDs (the stored nodes are read whole once more, below)
+        con.materialize(w["prev_t"], f"SELECT p.* FROM {q(w['prev_nodes'])} AS p SEMI JOIN {q(w['dagg'])} USING (person_id)")
+        info["touched_ids"] = con.materialize(w["tagg"], _MERGE.format(dagg=q(w["dagg"]), prev=q(w["prev_t"])))
         con.materialize(w["tcounts"], _COUNTS.format(touched=q(w["tagg"]), prev_multi=q(w["prev_multi"]),
-                                                     prev=q(w["prev_nodes"]),
+                                                     prev=q(w["prev_t"]),
                                                      named=named_sql(deltas, "ids")))
         con.materialize(w["tmulti"], MULTI_SQL.format(counts=q(w["tcounts"])))
         # names to look up: the added rows' (death records included) and the touched IDs' representative
@@ -180,17 +185,19 @@ def link_incremental(con: Engine, prev: link_state.LinkState, added: dict[str, s
             SELECT CAST(coalesce(p.node, top.node + row_number() OVER (PARTITION BY p.node IS NULL ORDER BY t.person_id))
                         AS BIGINT) AS node,
                    t.* EXCLUDE (node), p.person_id IS NULL AS is_new, p.person_id IS NULL OR {changed} AS changed
-            FROM {q(w['tnodes0'])} AS t LEFT JOIN {q(w['prev_nodes'])} AS p ON p.person_id = t.person_id
-            CROSS JOIN (SELECT coalesce(max(node), 0) AS node FROM {q(w['prev_nodes'])}) AS top""")
+            FROM {q(w['tnodes0'])} AS t LEFT JOIN {q(w['prev_t'])} AS p ON p.person_id = t.person_id
+            CROSS JOIN (SELECT CAST($top AS BIGINT) AS node) AS top""", {"top": prev.max_node(con)})
         info["new_ids"] = int(con.scalar(f"SELECT count(*) FROM {q(w['tnodes'])} WHERE is_new"))
         info["changed_ids"] = n_changed = int(con.scalar(f"SELECT count(*) FROM {q(w['tnodes'])} WHERE changed"))
         if n_changed > max_changed:
             raise TooManyChanges(f"{n_changed:,} IDs changed (more than {max_changed:,})")
-        con.register_query(work.nodes, f"""
-            SELECT p.* FROM {q(w['prev_nodes'])} AS p ANTI JOIN {q(w['tnodes'])} AS t USING (person_id)
-            UNION ALL BY NAME SELECT * EXCLUDE (is_new, changed) FROM {q(w['tnodes'])}""")
+        # every node, in memory: what blocking, clusters and death matching read (without the aggregates)
+        result.person_ids = con.materialize(work.nodes, f"""
+            SELECT * EXCLUDE ({', '.join(STATE_ONLY)}) FROM (
+                SELECT p.* FROM {q(w['prev_nodes'])} AS p ANTI JOIN {q(w['tnodes'])} AS t USING (person_id)
+                UNION ALL BY NAME SELECT * EXCLUDE (is_new, changed) FROM {q(w['tnodes'])})""")
+        top_node = int(con.scalar(f"SELECT max(node) FROM {q(w['tnodes'])}") or 0)
         result.extracts = present_person_extracts(con)
-        result.person_ids = int(con.scalar(f"SELECT count(*) FROM {q(work.nodes)}"))
         lap("nodes")
 
         # 2-4. blocks of the changed nodes recomputed whole, their pairs rescored; the rest kept
@@ -222,7 +229,7 @@ def link_incremental(con: Engine, prev: link_state.LinkState, added: dict[str, s
         finish_link(con, result, lap, work=work, nodes=w["link_nodes"], registry=registry)
         if state_dir is not None:
             _write_state(con, prev, Path(state_dir), w, work, registry=registry, threshold=threshold,
-                         max_block_size=max_block_size)
+                         max_block_size=max_block_size, info_max_node=top_node)
             lap("state")
     finally:
         for name in list(w.values()) + list(work.all()):
@@ -237,7 +244,7 @@ def _rescore(con: Engine, w: dict[str, str], work: LinkRelations, info: dict, *,
     q = con.dialect.quote_identifier
     nodes = q(work.nodes)
     con.materialize(w["changed"], f"SELECT * FROM {q(w['tnodes'])} WHERE changed")
-    old = f"(SELECT p.* FROM {q(w['prev_nodes'])} AS p SEMI JOIN {q(w['changed'])} USING (person_id))"
+    old = f"(SELECT p.* FROM {q(w['prev_t'])} AS p SEMI JOIN {q(w['changed'])} USING (person_id))"
     con.materialize(w["K"], f"""SELECT DISTINCT p_id, birth FROM (
         {_KEYS.format(id='person_id', nodes=q(w['changed']))} UNION ALL {_KEYS.format(id='person_id', nodes=old)})""")
     info["blocks_recomputed"] = int(con.scalar(f"SELECT count(*) FROM {q(w['K'])}"))
@@ -272,7 +279,7 @@ def _rescore(con: Engine, w: dict[str, str], work: LinkRelations, info: dict, *,
 
 
 def _write_state(con: Engine, prev: link_state.LinkState, state_dir: Path, w: dict[str, str], work: LinkRelations, *,
-                 registry: bool, threshold: float, max_block_size: int) -> None:
+                 registry: bool, threshold: float, max_block_size: int, info_max_node: int) -> None:
     """The updated state: the predecessor's bases hard-linked, its deltas plus this update's rows."""
     q, read = con.dialect.quote_identifier, con.dialect.read_parquet
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -288,4 +295,5 @@ def _write_state(con: Engine, prev: link_state.LinkState, state_dir: Path, w: di
                           UNION ALL BY NAME SELECT * FROM {q(w['tcounts'])} ORDER BY person_id, name""",
                       state_dir / "multi_delta.parquet")
     link_state.write_meta(state_dir, link_state.meta(registry=registry, threshold=threshold, max_block_size=max_block_size,
-                                                     base_run=prev.meta.get("base_run") or prev.run_dir.name))
+                                                     base_run=prev.meta.get("base_run") or prev.run_dir.name,
+                                                     max_node=max(prev.max_node(con), int(info_max_node))))

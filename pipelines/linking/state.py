@@ -78,6 +78,12 @@ class LinkState:
         files = [state.base(t) for t in TABLES] + [state.delta(t) for t in TABLES] + [state.candidates]
         return state if meta.get("format") == FORMAT and all(f.exists() for f in files) else None
 
+    def max_node(self, engine: Engine) -> int:
+        """The largest node id of the state (from state.json, else read from the nodes)."""
+        if self.meta.get("max_node") is not None:
+            return int(self.meta["max_node"])
+        return int(engine.scalar(f"SELECT coalesce(max(node), 0) FROM ({self.relation_sql(engine, 'nodes')})"))
+
     def relation_sql(self, engine: Engine, table: str) -> str:
         """SELECT of the current rows of a state table: the base without the delta's keys, plus the delta."""
         read, key = engine.dialect.read_parquet, KEYS[table]
@@ -89,10 +95,11 @@ class LinkState:
 
 
 def meta(*, registry: bool, threshold: float, max_block_size: int, files: dict[str, list[list[str]]] | None = None,
-         base_run: str | None = None) -> dict:
-    """The state's description (``files`` is filled in by the link stage, which knows the snapshot)."""
+         base_run: str | None = None, max_node: int | None = None) -> dict:
+    """The state's description (``files`` is filled in by the link stage, which knows the snapshot;
+    ``max_node``: the largest node id, new IDs are numbered after it)."""
     return {"format": FORMAT, "code": code_fingerprint(), "threshold": threshold, "max_block_size": max_block_size,
-            "registry": bool(registry), "files": files or {}, "base_run": base_run}
+            "registry": bool(registry), "files": files or {}, "base_run": base_run, "max_node": max_node}
 
 
 def write_meta(state_dir: Path, data: dict) -> None:
@@ -111,7 +118,8 @@ def write_full_state(con: Engine, state_dir: Path, *, work, registry: bool, thre
     for table, relation in sources.items():
         con.write_parquet(f"SELECT * FROM {q(relation)}", state_dir / f"{table}.parquet")
         con.write_parquet(f"SELECT * FROM {q(relation)} WHERE false", state_dir / f"{table}_delta.parquet")
-    write_meta(state_dir, meta(registry=registry, threshold=threshold, max_block_size=max_block_size))
+    write_meta(state_dir, meta(registry=registry, threshold=threshold, max_block_size=max_block_size,
+                               max_node=int(con.scalar(f"SELECT coalesce(max(node), 0) FROM {q(work.nodes)}"))))
 
 
 def link_file(source: Path, target: Path) -> None:

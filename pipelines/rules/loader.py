@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable
 
+from pipelines import limits
 from pipelines.errors import RuleError
 from pipelines.rules.model import Rule
 from pipelines.yaml_loader import load_yaml, parse_model
@@ -55,8 +56,25 @@ def load_rules(directory: str | Path = DEFAULT_RULES_DIR, *, check_sql: Iterable
     directory = Path(directory)
     if not directory.is_dir():
         raise RuleError("rules folder not found", file=directory, hint="point --rules at the folder of rule files")
+    files = rule_files(directory)
+    key = (tuple((str(p.resolve()), st.st_size, st.st_mtime_ns) for p in files for st in [p.stat()]),
+           check_sql if isinstance(check_sql, bool) else frozenset(check_sql), limits.current())
+    if key in _LOADED:  # a run loads its rules several times (checks, link, detect): parse the files once
+        return list(_LOADED[key])
+    rules = _load(directory, files, check_sql)
+    if len(_LOADED) >= 8:
+        _LOADED.clear()
+    _LOADED[key] = tuple(rules)
+    return rules
+
+
+# Rule sets loaded by this process: their files (path, size, mtime), check_sql and limits -> the rules.
+_LOADED: dict[tuple, tuple[Rule, ...]] = {}
+
+
+def _load(directory: Path, files: list[Path], check_sql: Iterable[str] | bool) -> list[Rule]:
     seen: dict[str, Rule] = {}
-    for path in rule_files(directory):
+    for path in files:
         rule = load_rule(path)
         if rule.id in seen:
             first = seen[rule.id]
