@@ -111,20 +111,19 @@ def write_next_payroll(out: Path, payroll_dir: Path, pop: Population, plan: Plan
         add(kind, frame)
         replaced.append(frame["person"].to_numpy())
 
-    def died(frame: pl.DataFrame, month: int, person_id: pl.Series | None = None) -> None:
+    def died(frame: pl.DataFrame, month: int, person_id: pl.Series | None = None, on: np.ndarray | None = None) -> None:
+        """Death records of ``frame``'s persons in ``month`` (on a random day, or on the dates ``on``)."""
         p = frame["person"].to_numpy()
         deaths.append(pl.DataFrame({
             "person_id": person_id if person_id is not None else pop.ids.gather(p), "name": pop.names.gather(p),
-            "death_date": date_text(cal.day_in(np.full(len(p), month), rng)),
+            "death_date": date_text(on if on is not None else cal.day_in(np.full(len(p), month), rng)),
             "source": pl.Series(ref.DEATH_SOURCES).gather(rng.integers(0, 3, len(p)))}))
 
     def certified(frame: pl.DataFrame, days_after_death: int, passed: bool) -> None:
         """A death early in the last month (day 1–10) and a certification ``days_after_death`` later."""
         p = frame["person"].to_numpy()
         death = cal.day_in(np.full(len(p), last), rng, 1, 10)
-        deaths.append(pl.DataFrame({"person_id": pop.ids.gather(p), "name": pop.names.gather(p),
-                                    "death_date": date_text(death),
-                                    "source": pl.Series(ref.DEATH_SOURCES).gather(rng.integers(0, 3, len(p)))}))
+        died(frame, last, on=death)
         certs.append(pl.DataFrame({
             "person_id": pop.ids.gather(p), "name": pop.names.gather(p),
             "cert_date": date_text(death + days_after_death), "method": ["人脸识别"] * len(p),

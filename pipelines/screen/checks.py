@@ -26,10 +26,21 @@ SCHEME_ZH = ("CASE {c} WHEN '110' THEN '企业职工基本养老保险' WHEN '12
 WHO = "p.name || '（身份证号' || p.person_id || '）'"
 # when the ID itself is invalid, the office checks identity first (as the rules' reasons say)
 ID_NOTE = "CASE WHEN p.person_id_valid THEN '' ELSE '（该号码本身无效，校验码或出生日期不符，请先核实身份）' END"
+
+
+def only_payee(ids: str) -> str:
+    """SQL: the ID list ``ids`` holds no ID but the payroll row's."""
+    return f"list_has_all([p.person_id], {ids})"
+
+
+def other_ids(ids: str) -> str:
+    """SQL: the IDs of the list ``ids`` other than the payroll row's, as text (、-separated)."""
+    return f"array_to_string(list_filter({ids}, lambda i: i <> p.person_id), '、')"
+
+
 # when the payee's ID is another ID of a person (identity_clusters) and his death is recorded under another
-SUBJECT_NOTE = ("CASE WHEN list_has_all([p.person_id], a.death_ids) THEN '' "
-                "ELSE '与身份证号' || array_to_string(list_filter(a.death_ids, lambda i: i <> p.person_id), '、')"
-                " || '经比对为同一人，该人' END")
+SUBJECT_NOTE = (f"CASE WHEN {only_payee('a.death_ids')} THEN '' "
+                f"ELSE '与身份证号' || {other_ids('a.death_ids')} || '经比对为同一人，该人' END")
 PAYMENT = f"'本次发放' || {month('p.period')} || '养老金' || {money('p.amount')} || '元（流水号' || p.payment_id || '）'"
 
 
@@ -319,9 +330,8 @@ SELECT p.payment_id, 'duplicate_cross_region' AS rule_id,
                    'kept_paid_ids': k.paid_ids}''')} AS facts,
        {WHO} || {ID_NOTE} || '的' || {SCHEME_ZH.format(c='p.scheme')} || {month('p.period')} || '已由统筹区' || k.region_code
        || CASE WHEN k.already_paid THEN '发放' ELSE '在本次发放名单中发放' END || '（' || {month('k.started')} || '起领取，'
-       || CASE WHEN list_has_all([p.person_id], k.paid_ids) THEN ''
-               ELSE '以经比对为同一人的身份证号' || array_to_string(list_filter(k.paid_ids, lambda i: i <> p.person_id), '、')
-                    || '领取，' END
+       || CASE WHEN {only_payee('k.paid_ids')} THEN ''
+               ELSE '以经比对为同一人的身份证号' || {other_ids('k.paid_ids')} || '领取，' END
        || '流水号' || {listed('k.payment_ids')} || '）；统筹区' || p.region_code || {PAYMENT}
        || '属跨地区重复领取，应暂停发放。' AS reason
 FROM payroll AS p
