@@ -16,7 +16,7 @@ import numpy as np
 from fraudwatch_synth import reference as ref
 from fraudwatch_synth.payment_cases import PAYMENT_CATEGORIES
 from fraudwatch_synth.plan import Plan
-from fraudwatch_synth.population import REGION_CODES, Calendar, Population
+from fraudwatch_synth.population import Calendar, Population
 
 PAD = "paid_after_death"
 SAD = "subsidy_after_death"
@@ -47,10 +47,11 @@ class Ctx:
         return lo + self.rng.integers(0, hi - lo + 1)
 
     def other_region(self, region: np.ndarray) -> np.ndarray:
-        """A region code different from each given one."""
-        pos = np.searchsorted(REGION_CODES_SORTED, region)
-        step = self.rng.integers(1, len(REGION_CODES_SORTED), len(region))
-        return REGION_CODES_SORTED[(pos + step) % len(REGION_CODES_SORTED)]
+        """A region code of the population's regions different from each given one."""
+        codes = np.sort(self.pop.codes)
+        pos = np.searchsorted(codes, region)
+        step = self.rng.integers(1, len(codes), len(region))
+        return codes[(pos + step) % len(codes)]
 
     def employee(self, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """An employee scheme (110/120) and monthly amount for each person."""
@@ -83,8 +84,6 @@ class Ctx:
     def near_miss(self, kind: str, p: np.ndarray, category: str) -> None:
         self.plan.near_misses.add(kind=kind, subject=p, category=category)
 
-
-REGION_CODES_SORTED = np.sort(REGION_CODES)
 
 
 def _death_then_paid(c: Ctx, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

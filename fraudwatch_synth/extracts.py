@@ -40,7 +40,7 @@ def variant_pension_runs(pop: Population, plan: Plan) -> pl.DataFrame:
     """Pension runs paid under planted variant IDs (identity cases), with the variant's ID and name
     and a bank account of its own; columns as the runs of :func:`pension_book` before sorting."""
     runs = plan.variant_pension.frame().join(plan.variants.frame(), on="variant")
-    accounts = bank_accounts(len(pop) + runs["variant"].to_numpy(), np.random.default_rng(len(pop)))
+    accounts = bank_accounts(pop.account_offset + len(pop) + runs["variant"].to_numpy(), np.random.default_rng(len(pop)))
     return runs.select(
         "person", "first", "last", pay_month=pl.lit(NONE, pl.Int64), legacy=pl.lit(False), region="region", scheme="scheme",
         fen="fen", person_id="person_id", name="name", bank_account=accounts,
@@ -115,6 +115,11 @@ def subsidy_payments(pop: Population, cal: Calendar, plan: Plan) -> pl.DataFrame
 def deaths(pop: Population, plan: Plan, outsiders: pl.DataFrame | None = None) -> pl.DataFrame:
     """The deaths extract (police / civil affairs / health records), with the deaths of people outside
     the population (``outsiders.py``) when given."""
+    return number_deaths(death_rows(pop, plan, outsiders))
+
+
+def death_rows(pop: Population, plan: Plan, outsiders: pl.DataFrame | None = None) -> pl.DataFrame:
+    """The records of :func:`deaths` before they are sorted and numbered (with the record-id prefix)."""
     d = plan.deaths.frame()
     df = d.select(
         person_id=pop.ids.gather(d["person"]), name=pop.names.gather(d["person"]),
@@ -135,6 +140,11 @@ def deaths(pop: Population, plan: Plan, outsiders: pl.DataFrame | None = None) -
             source=pl.Series(ref.DEATH_SOURCES).gather(outsiders["source"]),
             prefix=pl.Series(["GA", "MZ", "WJ"]).gather(outsiders["source"]),
         )])
+    return df
+
+
+def number_deaths(df: pl.DataFrame) -> pl.DataFrame:
+    """Death records sorted by date, source and ID, numbered per source and date."""
     df = df.sort("death_date", "source", "person_id")
     return df.select(
         "person_id", "name", "death_date", "source",

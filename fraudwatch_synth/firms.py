@@ -13,7 +13,7 @@ from fraudwatch_synth import reference as ref
 from fraudwatch_synth.cases import RR, Ctx, cases_per_kind
 from fraudwatch_synth.ids import make_usccs
 from fraudwatch_synth.plan import Parts
-from fraudwatch_synth.population import REGION_CODES
+from pipelines.regions import region_table
 
 DEADLINE_DAYS = 60
 DISPATCH_SHARE = 0.15
@@ -54,10 +54,19 @@ def split(rng: np.random.Generator, total: np.ndarray, parts: np.ndarray) -> tup
     return owner, share
 
 
-def _names(rng: np.random.Generator, region: np.ndarray, dispatch: np.ndarray) -> pl.Series:
+def city_name(code: int) -> str:
+    """The city a firm name starts with: the reference list's, else GB 2260's prefecture (a
+    municipality's own name when it has none)."""
+    if code // 100 in ref.CITIES:
+        return ref.CITIES[code // 100]
+    table = region_table()
+    return table.get(str(code // 100 * 100), table[str(code // 10_000 * 10_000)])[0]
+
+
+def _names(rng: np.random.Generator, region: np.ndarray, dispatch: np.ndarray, codes: np.ndarray) -> pl.Series:
     n = len(region)
-    city = pl.Series([ref.CITIES[int(r) // 100] for r in REGION_CODES])
-    city = city.gather(_region_pos(region))
+    city = pl.Series([city_name(int(r)) for r in codes])
+    city = city.gather(_region_pos(region, codes))
     words = pl.Series(ref.FIRM_WORDS)
     w1 = words.gather(rng.integers(0, len(words), n))
     w2 = words.gather(rng.integers(0, len(words), n))
@@ -67,10 +76,10 @@ def _names(rng: np.random.Generator, region: np.ndarray, dispatch: np.ndarray) -
     return pl.select(pl.concat_str([pl.lit(city), pl.lit(w1), pl.lit(w2), pl.lit(suffix)])).to_series().alias("firm_name")
 
 
-def _region_pos(region: np.ndarray) -> np.ndarray:
-    """Position of each region code in REGION_CODES."""
-    order = np.argsort(REGION_CODES)
-    return order[np.searchsorted(REGION_CODES[order], region)]
+def _region_pos(region: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """Position of each region code in `codes`."""
+    order = np.argsort(codes)
+    return order[np.searchsorted(codes[order], region)]
 
 
 def build_firms(c: Ctx) -> Firms:
@@ -80,7 +89,8 @@ def build_firms(c: Ctx) -> Firms:
     kinds = ["rr_nothing", "rr_part", "rr_part_late", "rr_self", "rr_invalid_recipient", "rr_day61",
              "nm_full_in_time", "nm_day60"]
     n = max(30 * per_kind, len(c.pop) // 100)
-    region = REGION_CODES[rng.integers(0, len(REGION_CODES), n)]
+    codes = c.pop.codes
+    region = codes[rng.integers(0, len(codes), n)]
     dispatch = rng.random(n) < DISPATCH_SHARE
     planted = rng.choice(n, per_kind * len(kinds), replace=False)
     dispatch[planted] = True
@@ -138,5 +148,5 @@ def build_firms(c: Ctx) -> Firms:
     dispatched[kept] = (refund[kept] * 0.5).astype(np.int64)  # a share is stated, but the firm is not a dispatch firm
     misses.add(kind="non_dispatch_firm_kept_refund", subject=kept, category=RR)
 
-    return Firms(uscc, _names(rng, region, dispatch), region, dispatch, refund, dispatched, paid,
+    return Firms(uscc, _names(rng, region, dispatch, codes), region, dispatch, refund, dispatched, paid,
                  transfers.frame(), intents.frame(), misses.frame())

@@ -32,7 +32,6 @@ import polars as pl
 
 from fraudwatch_synth import reference as ref
 from fraudwatch_synth.ids import fixed_width_matrix, id_check_chars, person_id_matrix, strings
-from fraudwatch_synth.population import REGION_CODES
 
 if TYPE_CHECKING:
     from fraudwatch_synth.cases import Ctx
@@ -389,8 +388,9 @@ def nm_twins(c: Ctx, p: np.ndarray) -> None:
     _near(c, "twins_in_one_household", both, PAD)
 
 
-def _neighbour_regions() -> dict[int, np.ndarray]:
-    codes = np.sort(REGION_CODES)
+@lru_cache(maxsize=8)
+def _neighbours(codes: tuple[int, ...]) -> dict[int, np.ndarray]:
+    """Each region code's neighbours among `codes`: the codes one digit away."""
     text = [str(x) for x in codes]
     return {int(x): np.array([int(y) for y in text if sum(u != v for u, v in zip(s, y)) == 1])
             for x, s in zip(codes, text)}
@@ -402,7 +402,7 @@ def nm_common_name(c: Ctx, p: np.ndarray) -> None:
     dies under a broken ID from yet another region."""
     half = len(p) // 2
     a, b = p[:half], p[half: 2 * half]
-    neighbours = _neighbour_regions()
+    neighbours = _neighbours(tuple(np.sort(c.pop.codes).tolist()))
     has = np.array([len(neighbours[int(r)]) > 0 for r in c.pop.region[a]])
     a, b = a[has], b[has]
     seq = _seq(c, a)
@@ -424,7 +424,7 @@ def nm_common_name(c: Ctx, p: np.ndarray) -> None:
     c.pension(a, 0, c.cal.last)
     c.pension(b, 0, c.cal.last)
     # The third namesake: another region (two or more digits from both), the same birth date, a broken ID.
-    third = _far_region(c.pop.region[a], c.pop.region[b], c.rng)
+    third = _far_region(c.pop.region[a], c.pop.region[b], c.rng, c.pop.codes)
     def make(rows: np.ndarray) -> np.ndarray:
         return wrong_check(person_id_matrix(third[rows], c.pop.birth[a[rows]], c.rng.integers(0, 1000, len(rows))), c.rng)
     v = add_variants(c, "common_name_same_birthday", a, make(np.arange(len(a))), names, "death", make)
@@ -441,9 +441,9 @@ def _digits_apart(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return sum(((x // 10 ** k) % 10 != (y // 10 ** k) % 10).astype(np.int64) for k in range(6))
 
 
-def _far_region(r1: np.ndarray, r2: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A random region code two or more digits away from both r1 and r2."""
-    codes = np.sort(REGION_CODES)[None, :]
+def _far_region(r1: np.ndarray, r2: np.ndarray, rng: np.random.Generator, codes: np.ndarray) -> np.ndarray:
+    """A random region code of `codes` two or more digits away from both r1 and r2."""
+    codes = np.sort(codes)[None, :]
     ok = (_digits_apart(codes, r1[:, None]) >= 2) & (_digits_apart(codes, r2[:, None]) >= 2)
     return codes[0, np.argmax(rng.random(ok.shape) * ok, axis=1)]
 
@@ -472,7 +472,7 @@ def nm_namesake_died(c: Ctx, p: np.ndarray) -> None:
     a region two or more digits away (so the valid ID differs in several digits), neither paid nor in
     the household extract, dies. A valid ID more than one typo away is another person (suspects.md)."""
     c.pension(p, 0, c.cal.last)
-    region = _far_region(c.pop.region[p], c.pop.region[p], c.rng)
+    region = _far_region(c.pop.region[p], c.pop.region[p], c.rng, c.pop.codes)
 
     def make(rows: np.ndarray) -> np.ndarray:  # a valid ID: it must be nobody else's (a collision at 1M persons)
         seq = c.rng.integers(0, 500, len(rows)) * 2 + c.pop.male[p[rows]].astype(np.int64)  # same gender digit

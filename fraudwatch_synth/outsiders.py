@@ -15,7 +15,7 @@ import polars as pl
 
 from fraudwatch_synth import reference as ref
 from fraudwatch_synth.ids import person_id_matrix, strings
-from fraudwatch_synth.population import REGION_CODES, Calendar, Population, _dates, _names
+from fraudwatch_synth.population import Calendar, Population, _dates, _names
 
 # Deaths of non-payees recorded in the province per pensioner and year (about 3 residents per
 # pensioner, 0.7 % of them dying a year).
@@ -51,8 +51,8 @@ def outsider_deaths(rng: np.random.Generator, pop: Population, cal: Calendar) ->
     n = int(round(len(pop) * OUTSIDER_DEATHS_PER_PERSON_YEAR * cal.months / 12))
     if n == 0:
         return pl.DataFrame(schema=OUTSIDER_SCHEMA)
-    weights = rng.gamma(2.0, 1.0, len(REGION_CODES))
-    region = REGION_CODES[rng.choice(len(REGION_CODES), n, p=weights / weights.sum())]
+    weights = rng.gamma(2.0, 1.0, len(pop.codes))
+    region = pop.codes[rng.choice(len(pop.codes), n, p=weights / weights.sum())]
     male = rng.random(n) < 0.5
     birth = _dates(rng, n, "1925-01-01", "1975-12-31", 1.5)
     seq = rng.integers(0, 500, n) * 2 + male.astype(np.int64)

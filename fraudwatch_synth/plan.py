@@ -87,6 +87,8 @@ class Plan:
     identity_intents: Parts = field(default_factory=lambda: Parts(IDENTITY_INTENT_SCHEMA))
     identity_near_misses: Parts = field(default_factory=lambda: Parts(NEAR_MISS_SCHEMA))
     certs: Parts = field(default_factory=lambda: Parts(CERT_SCHEMA))
+    # National sets: persons whose death records are registered in another province (its code).
+    registered_elsewhere: Parts = field(default_factory=lambda: Parts({"person": pl.Int64, "province": pl.Int64}))
 
     def pension_run(self, person, region, scheme, fen, first, last, pay_month=NONE, legacy=False) -> None:
         """Append pension runs; empty runs (last < first) are dropped."""

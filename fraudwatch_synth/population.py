@@ -3,7 +3,7 @@ dates, pension entitlements, bank accounts and households; and the month calenda
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import polars as pl
@@ -66,6 +66,10 @@ class Population:
     household: pl.Series    # 户号
     house_no: np.ndarray    # 户号 as a number (sort key)
     id_key: np.ndarray      # first 17 ID digits as a number: sorting by it sorts by ID
+    # The region codes this population lives in (a national set: one province's counties) and the
+    # first index of its bank-account numbers (distinct per province, so no account is shared by chance).
+    codes: np.ndarray = field(default_factory=lambda: REGION_CODES)
+    account_offset: int = 0
 
     def __len__(self) -> int:
         return len(self.region)
@@ -130,10 +134,12 @@ def _dates(rng: np.random.Generator, n: int, first: str, last: str, skew: float)
     return lo + (rng.random(n) ** (1 / skew) * span).astype(np.int64)
 
 
-def build_population(rng: np.random.Generator, persons: int) -> Population:
-    """Draw `persons` persons; IDs are unique and valid by construction."""
-    weights = rng.gamma(2.0, 1.0, len(REGION_CODES))
-    region = REGION_CODES[rng.choice(len(REGION_CODES), persons, p=weights / weights.sum())]
+def build_population(rng: np.random.Generator, persons: int, codes: np.ndarray = REGION_CODES,
+                     account_offset: int = 0) -> Population:
+    """Draw `persons` persons living in the region `codes`; IDs are unique and valid by construction,
+    bank accounts numbered from `account_offset`."""
+    weights = rng.gamma(2.0, 1.0, len(codes))
+    region = codes[rng.choice(len(codes), persons, p=weights / weights.sum())]
     male = rng.random(persons) < 0.48
     pensioner = rng.random(persons) < PENSIONER_SHARE
     birth = np.where(
@@ -157,7 +163,7 @@ def build_population(rng: np.random.Generator, persons: int) -> Population:
     amount = np.where(pensioner, amount, 0)
 
 
-    accounts = bank_accounts(np.arange(persons), rng).alias("bank_account")
+    accounts = bank_accounts(account_offset + np.arange(persons), rng).alias("bank_account")
     # Households of one to three persons in the same region: consecutive persons after sorting by region.
     by_region = np.argsort(region, kind="stable")
     new_house = np.r_[True, rng.random(persons - 1) < 0.6] | np.r_[True, np.diff(region[by_region]) != 0]
@@ -167,4 +173,4 @@ def build_population(rng: np.random.Generator, persons: int) -> Population:
         pl.concat_str([pl.lit(region).cast(pl.String), pl.lit(house_no).cast(pl.String).str.zfill(9)])
     ).to_series().alias("household_id")
     return Population(region, birth, male, pensioner, scheme, amount, ids, names, accounts, household,
-                      house_no, id_key)
+                      house_no, id_key, codes, account_offset)

@@ -65,10 +65,14 @@ def typed(df: pl.DataFrame, contract: Contract) -> pl.DataFrame:
 
 
 class ExtractWriter:
-    """Writes extract frames into one folder and remembers files, row counts and bad rows."""
+    """Writes extract frames into one folder and remembers files, row counts and bad rows.
 
-    def __init__(self, out: Path, fmt: str, messy: bool, contracts: dict[str, Contract], rng: np.random.Generator):
+    With ``province`` the files go into the national layout ``<out>/<extract>/<province>/``."""
+
+    def __init__(self, out: Path, fmt: str, messy: bool, contracts: dict[str, Contract], rng: np.random.Generator,
+                 province: str | None = None):
         self.out, self.fmt, self.messy, self.contracts, self.rng = out, fmt, messy, contracts, rng
+        self.province = province
         self.files: list[Path] = []
         self.rows: dict[str, int] = {}
         self.bad: list[pl.DataFrame] = []
@@ -76,7 +80,9 @@ class ExtractWriter:
     def write(self, extract: str, df: pl.DataFrame, stem: str | None = None) -> Path:
         """Write one file of an extract (stem defaults to the extract name)."""
         contract = self.contracts[extract]
-        path = self.out / f"{stem or extract}.{self.fmt}"
+        folder = self.out if self.province is None else self.out / extract / self.province
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{stem or extract}.{self.fmt}"
         df = df.select([c.name for c in contract.columns if c.name in df.columns])
         self.rows[extract] = self.rows.get(extract, 0) + len(df)
         if self.messy:
@@ -84,7 +90,7 @@ class ExtractWriter:
             df, bad = bad_rows(df, contract, self.rng, min(3, max(1, len(df) // 10)) if len(df) else 0)
             first_row = 1 if self.fmt == "parquet" else 2  # a spreadsheet shows the header as row 1
             self.bad.append(bad.select(
-                file=pl.lit(path.name), extract=pl.lit(extract), source_row=pl.col("position") + first_row,
+                file=pl.lit(path.relative_to(self.out).as_posix()), extract=pl.lit(extract), source_row=pl.col("position") + first_row,
                 reason="reason", column="column",
             ))
             df = chinese_headers(df, contract, self.rng)

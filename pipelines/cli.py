@@ -168,14 +168,26 @@ def synth(
     payroll_next: Optional[Path] = typer.Option(
         None, "--payroll-next", help="Also write the next month's payroll into this folder (outside --out), with planted "
                                      "holds, near misses and payroll_truth.parquet, for `fraudwatch screen`."),
+    provinces: Optional[str] = typer.Option(
+        None, "--provinces", help="A national set: these provinces (two-digit GB 2260 codes, e.g. 11,44,51), --persons "
+                                  "each, as <extract>/<province>/<file>, with planted cross-province cases."),
 ) -> None:
     """Write synthetic extracts with planted fraud cases and their ground truth."""
     try:
-        from fraudwatch_synth import generate
+        from fraudwatch_synth import generate, generate_national
     except ModuleNotFoundError as exc:  # the [synth] extra (or one of its packages) is not installed
         _fail(FraudwatchError(f"the synthetic-data generator is not installed ({exc.name} is missing)",
                               hint="pip install 'fraudwatch[synth]' (in a checkout: pip install -e '.[synth]')"))
 
+    if provinces is not None:
+        if payroll_next is not None:
+            raise FraudwatchError("--payroll-next writes one province's payroll",
+                                  hint="leave out --provinces or --payroll-next")
+        with console.status(f"generating {persons} persons per province × {months} months"):
+            summary = generate_national(provinces, persons=persons, months=months, seed=seed, out=out,
+                                        fmt=format.value, messy=messy)
+        console.print(summary)
+        return
     with console.status(f"generating {persons} persons × {months} months"):
         summary = generate(persons=persons, months=months, seed=seed, out=out, fmt=format.value, messy=messy,
                            payroll_next=payroll_next)
