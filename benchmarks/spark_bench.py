@@ -5,9 +5,11 @@ Per engine: wall seconds per stage (the run's manifest), CPU seconds of the whol
 (user + system from ``/usr/bin/time``, JVM included), the peak of the process tree's summed RSS
 (sampled every 0.25 s with psutil: the JVM is a child of the Python driver) and the 1-minute load
 average before and after (the machine is shared). Then the two suspect lists are compared
-(rule, subject, amount, periods, reason). Figures go to ``WORKDIR/spark_bench.json``.
+(rule, subject, amount, periods, reason), and each with the generator's ground truth (category,
+subject, amount, periods, region: missing and unexpected rows). Figures go to ``WORKDIR/spark_bench.json``.
 
     python benchmarks/spark_bench.py --persons 300000 --months 12 --workdir /tmp/fwspark
+    python benchmarks/spark_bench.py --persons 100000 --provinces 11,44,51 --engines duckdb   # national mode
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import psutil
@@ -27,17 +30,20 @@ import pyarrow.parquet as pq
 
 ROOT = Path(__file__).resolve().parents[1]
 AS_OF = "2026-01-31"
+TRUTH = ["category", "subject_id", "amount_at_risk", "first_period", "last_period", "region_code"]
 COMPARED = ["rule_id", "subject_id", "category", "amount_at_risk", "first_period", "last_period", "reason", "evidence"]
 
 
 def landing(args) -> Path:
     if args.landing:
         return Path(args.landing)
-    folder = Path(args.workdir) / f"p{args.persons}_m{args.months}_s{args.seed}" / "landing"
+    national = f"_prov{args.provinces.replace(',', '-')}" if args.provinces else ""
+    folder = Path(args.workdir) / f"p{args.persons}_m{args.months}_s{args.seed}{national}" / "landing"
     if not (folder / "ground_truth.parquet").exists():
         shutil.rmtree(folder, ignore_errors=True)
         subprocess.run([sys.executable, "-m", "pipelines.cli", "synth", "--persons", str(args.persons), "--months",
-                        str(args.months), "--seed", str(args.seed), "--out", str(folder), "--format", "parquet"],
+                        str(args.months), "--seed", str(args.seed), "--out", str(folder), "--format", "parquet"]
+                       + (["--provinces", args.provinces] if args.provinces else []),
                        check=True, cwd=ROOT)
     return folder
 
@@ -52,8 +58,20 @@ def tree_rss(proc: psutil.Process) -> int:
     return total
 
 
+def against_truth(folder: Path, suspects: Path) -> dict:
+    """Missing and unexpected suspects against the generator's ground truth (strict and identity),
+    over the categories the truth covers."""
+    truth = [r for name in ("ground_truth.parquet", "ground_truth_identity.parquet")
+             for r in pq.read_table(folder / name).select(TRUTH).to_pylist()]
+    covered = {r["category"] for r in truth}
+    found = [r for r in pq.read_table(suspects).select(TRUTH).to_pylist() if r["category"] in covered]
+    expected, got = Counter(tuple(map(str, r.values())) for r in truth), Counter(tuple(map(str, r.values())) for r in found)
+    return {"truth_rows": len(truth), "truth_missing": sum((expected - got).values()),
+            "truth_unexpected": sum((got - expected).values())}
+
+
 def run_engine(engine: str, folder: Path, args) -> dict:
-    out = Path(args.workdir) / f"out-{engine}-{args.persons}"
+    out = Path(args.workdir) / f"out-{engine}-{args.persons}{'-' + args.provinces if args.provinces else ''}"
     shutil.rmtree(out, ignore_errors=True)
     cmd = ["/usr/bin/time", "-f", "CPU %U %S", sys.executable, "-m", "pipelines.cli", "run", "--no-prefect",
            "--input", str(folder), "--output", str(out), "--as-of", AS_OF, "--engine", engine,
@@ -76,7 +94,7 @@ def run_engine(engine: str, folder: Path, args) -> dict:
     return {"engine": engine, "wall_s": round(wall, 1), "cpu_s": round(user + system, 1),
             "peak_tree_rss_mb": round(peak / 2**20), "load_before": round(load_before, 1),
             "load_after": round(os.getloadavg()[0], 1), "stages_s": manifest["timings_seconds"],
-            "suspects": len(suspects), "_rows": suspects}
+            "suspects": len(suspects), **against_truth(folder, out / "latest" / "suspects.parquet"), "_rows": suspects}
 
 
 def main() -> None:
@@ -87,6 +105,7 @@ def main() -> None:
     parser.add_argument("--workdir", default="/tmp/fwspark")
     parser.add_argument("--engines", nargs="+", default=["duckdb", "spark"])
     parser.add_argument("--spark-master", default="local[2]")
+    parser.add_argument("--provinces", help="a national set (synth --provinces, e.g. 11,44,51): --persons per province")
     parser.add_argument("--landing", help="an existing landing folder (e.g. run_benchmark.py's) instead of generating one")
     parser.add_argument("--memory-limit", help="--memory-limit of both runs (Spark: its driver memory)")
     args = parser.parse_args()
@@ -94,7 +113,7 @@ def main() -> None:
     results = [run_engine(e, folder, args) for e in args.engines]
     rows = [r.pop("_rows") for r in results]
     same = all(r == rows[0] for r in rows[1:])
-    figures = {"persons": args.persons, "months": args.months, "cpus": os.cpu_count(), "results": results,
+    figures = {"persons": args.persons, "provinces": args.provinces, "months": args.months, "cpus": os.cpu_count(), "results": results,
                "suspects_equal": same, "landing": str(folder)}
     path = Path(args.workdir) / "spark_bench.json"
     old = json.loads(path.read_text()) if path.exists() else []

@@ -85,7 +85,6 @@ class Ctx:
         self.plan.near_misses.add(kind=kind, subject=p, category=category)
 
 
-
 def _death_then_paid(c: Ctx, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Death month d and the last paid month d+k, k in 1..4, inside the range."""
     d = c.between(0, c.cal.last - 1, len(p))

@@ -40,7 +40,8 @@ def variant_pension_runs(pop: Population, plan: Plan) -> pl.DataFrame:
     """Pension runs paid under planted variant IDs (identity cases), with the variant's ID and name
     and a bank account of its own; columns as the runs of :func:`pension_book` before sorting."""
     runs = plan.variant_pension.frame().join(plan.variants.frame(), on="variant")
-    accounts = bank_accounts(pop.account_offset + len(pop) + runs["variant"].to_numpy(), np.random.default_rng(len(pop)))
+    accounts = bank_accounts(pop.account_offset + len(pop) + runs["variant"].to_numpy(),
+                             np.random.default_rng(len(pop)))
     return runs.select(
         "person", "first", "last", pay_month=pl.lit(NONE, pl.Int64), legacy=pl.lit(False), region="region", scheme="scheme",
         fen="fen", person_id="person_id", name="name", bank_account=accounts,

@@ -3,13 +3,14 @@ living in that province's counties (GB 2260, ``pipelines/regions/gb2260.csv``), 
 planted case of a single-province set, plus cases that cross provinces, in the national landing
 layout ``<out>/<extract>/<province>/<file>`` that ``fraudwatch run`` reads as one job.
 
-Cross-province kinds (listed in ``cross_province_cases.parquet``; planted on a province's own pensioners, the other province drawn at random):
-``xp_paid_by_two_provinces`` (another province's county also pays the same scheme for a stretch:
-duplicate_cross_region), ``xp_death_registered_elsewhere`` (the death is registered in another
-province while the home province pays on: paid_after_death). Near misses: ``xp_moved`` (the
-pension moves to another province with no overlapping month, the household follows) and
-``xp_death_elsewhere_last_paid`` (the death, registered in another province, falls in or after the
-last month the home province paid).
+Cross-province kinds, planted on a province's own pensioners with another province drawn at random
+(each subject in ``cross_province_cases.parquet``): ``xp_paid_by_two_provinces`` (a county of the
+other province also pays the same scheme for a stretch: duplicate_cross_region) and
+``xp_death_registered_elsewhere`` (the death is registered in the other province while the home
+province pays on: paid_after_death). Near misses (near_misses.parquet): ``moved_to_another_province``
+(the pension moves with no overlapping month, the household follows) and
+``death_registered_elsewhere_after_last_payment`` (the death, registered in the other province,
+falls in or after the last month the home province paid).
 
 Each record goes to the province that holds it: a payment to the province of its region code, a
 household row to its (current) region's, a death record to the province it is registered in
