@@ -65,15 +65,17 @@ SELECT least(s.node, n.node), greatest(s.node, n.node), 3, s.i + 1, 4
 FROM swapped AS s JOIN {nodes} AS n ON n.person_id = s.other
 """
 
-_NAME_BIRTH_KEYS = """
-WITH nb AS (
-    SELECT node, p_id, id_birth AS birth FROM {nodes} WHERE p_id IS NOT NULL AND id_birth IS NOT NULL
-    UNION ALL
-    SELECT node, p_id, birth_decl FROM {nodes}
-    WHERE p_id IS NOT NULL AND birth_decl IS NOT NULL AND birth_decl IS DISTINCT FROM id_birth
-)
-SELECT nb.*, count(*) OVER (PARTITION BY p_id, birth) AS n FROM nb
+# The name/birth keys of a node relation ``{nodes}``, one row per (``{id}``, p_id, birth): the birth
+# date from the ID, and the declared one where it differs (incremental linking reads it too).
+NAME_BIRTH_KEY_ROWS = """
+SELECT {id}, p_id, id_birth AS birth FROM {nodes} WHERE p_id IS NOT NULL AND id_birth IS NOT NULL
+UNION ALL
+SELECT {id}, p_id, birth_decl FROM {nodes}
+WHERE p_id IS NOT NULL AND birth_decl IS NOT NULL AND birth_decl IS DISTINCT FROM id_birth
 """
+
+_NAME_BIRTH_KEYS = ("WITH nb AS (" + NAME_BIRTH_KEY_ROWS.replace("{id}", "node") + ")\n"
+                    "SELECT nb.*, count(*) OVER (PARTITION BY p_id, birth) AS n FROM nb\n")
 
 _NAME_BIRTH = """
 WITH ok AS (SELECT node, p_id, birth FROM {keys} WHERE n BETWEEN 2 AND $max_block)

@@ -34,7 +34,7 @@ from pathlib import Path
 
 from pipelines.engine import Engine
 from pipelines.linking import state as link_state
-from pipelines.linking.blocking import generate_candidates
+from pipelines.linking.blocking import NAME_BIRTH_KEY_ROWS, generate_candidates
 from pipelines.linking.link import Laps, LinkRelations, LinkResult, finish_link
 from pipelines.linking.records import (AGG_SQL, KEYS_SCHEMA, MULTI_SQL, NODES_SQL, PAIR_COLUMNS, keys_batch,
                                        named_sql, obs_sql, present_person_extracts)
@@ -105,14 +105,6 @@ SELECT k.name, k.name_s, k.pinyin,
 FROM {keys} AS k CROSS JOIN top
 LEFT JOIN s_known AS sk USING (name_s) LEFT JOIN s_new AS sn USING (name_s)
 LEFT JOIN p_known AS pk USING (pinyin) LEFT JOIN p_new AS pn USING (pinyin)
-"""
-
-# Name/birth keys of a node relation (as blocking.py builds them, without the block sizes).
-_KEYS = """
-SELECT {id}, p_id, id_birth AS birth FROM {nodes} WHERE p_id IS NOT NULL AND id_birth IS NOT NULL
-UNION ALL
-SELECT {id}, p_id, birth_decl FROM {nodes}
-WHERE p_id IS NOT NULL AND birth_decl IS NOT NULL AND birth_decl IS DISTINCT FROM id_birth
 """
 
 _POWERS = ", ".join(str(10 ** (16 - i)) for i in range(17))
@@ -246,10 +238,10 @@ def _rescore(con: Engine, w: dict[str, str], work: LinkRelations, info: dict, *,
     con.materialize(w["changed"], f"SELECT * FROM {q(w['tnodes'])} WHERE changed")
     old = f"(SELECT p.* FROM {q(w['prev_t'])} AS p SEMI JOIN {q(w['changed'])} USING (person_id))"
     con.materialize(w["K"], f"""SELECT DISTINCT p_id, birth FROM (
-        {_KEYS.format(id='person_id', nodes=q(w['changed']))} UNION ALL {_KEYS.format(id='person_id', nodes=old)})""")
+        {NAME_BIRTH_KEY_ROWS.format(id='person_id', nodes=q(w['changed']))} UNION ALL {NAME_BIRTH_KEY_ROWS.format(id='person_id', nodes=old)})""")
     info["blocks_recomputed"] = int(con.scalar(f"SELECT count(*) FROM {q(w['K'])}"))
     con.materialize(w["M"], f"""
-        SELECT DISTINCT person_id FROM ({_KEYS.format(id='person_id', nodes=nodes)}) SEMI JOIN {q(w['K'])} USING (p_id, birth)
+        SELECT DISTINCT person_id FROM ({NAME_BIRTH_KEY_ROWS.format(id='person_id', nodes=nodes)}) SEMI JOIN {q(w['K'])} USING (p_id, birth)
         UNION SELECT person_id FROM {q(w['changed'])}""")
     relatives = _ID_RELATIVES.format(changed=q(w["changed"]), nodes=nodes)
     con.materialize(w["S"], f"""
@@ -262,11 +254,11 @@ def _rescore(con: Engine, w: dict[str, str], work: LinkRelations, info: dict, *,
     con.materialize(w["sub"], f"""
         SELECT CAST(row_number() OVER (ORDER BY n.person_id) AS BIGINT) AS node, n.* EXCLUDE (node), s.in_t, s.in_m
         FROM {nodes} AS n JOIN {q(w['S'])} AS s USING (person_id)""")
-    sub_keys = _KEYS.format(id="node", nodes=q(w["sub"]))
+    sub_keys = NAME_BIRTH_KEY_ROWS.format(id="node", nodes=q(w["sub"]))
     con.materialize(w["sub_keys"], f"""
         WITH k AS ({sub_keys}),
         sizes AS (SELECT p_id, birth, count(*) AS n
-                  FROM ({_KEYS.format(id='person_id', nodes=nodes)}) SEMI JOIN (SELECT DISTINCT p_id, birth FROM k) USING (p_id, birth)
+                  FROM ({NAME_BIRTH_KEY_ROWS.format(id='person_id', nodes=nodes)}) SEMI JOIN (SELECT DISTINCT p_id, birth FROM k) USING (p_id, birth)
                   GROUP BY p_id, birth)
         SELECT k.node, k.p_id, k.birth, sizes.n FROM k JOIN sizes USING (p_id, birth)""")
     generate_candidates(con, nodes=w["sub"], out=w["sub_cand"], max_block_size=max_block_size, keys=w["sub_keys"])
