@@ -290,15 +290,22 @@ def run_relations(engine: Engine, contracts: dict[str, Contract], snapshot: Snap
     for name, files in snapshot.files.items():
         if not files:
             continue
-        scan = f"SELECT * FROM {engine.dialect.read_parquet([f.data for f in files])}"
         dup = duplicates_file(engine, contracts[name], snapshot, output)
         if dup is not None and engine.scalar(f"SELECT count(*) FROM {engine.dialect.read_parquet([dup])}"):
             dups[name] = str(dup)
-            scan = (f"SELECT r.* FROM ({scan}) AS r ANTI JOIN "
-                    f"(SELECT _source_file, _source_row FROM {engine.dialect.read_parquet([dup])}) AS d "
-                    "USING (_source_file, _source_row)")
-        extracts[name] = scan
+        extracts[name] = rows_sql(engine, [f.data for f in files], dups.get(name))
     return RunRelations(extracts, dups, {k: str(v) for k, v in (derived or {}).items()})
+
+
+def rows_sql(engine: Engine, data: list[str], duplicates: str | None) -> str:
+    """SELECT of the rows of the lake files ``data`` less the rows the duplicate_id verdicts file
+    ``duplicates`` (if any) quarantined: what a run reads of an extract (or of some of its files)."""
+    scan = f"SELECT * FROM {engine.dialect.read_parquet(data)}"
+    if duplicates is None:
+        return scan
+    return (f"SELECT r.* FROM ({scan}) AS r ANTI JOIN "
+            f"(SELECT _source_file, _source_row FROM {engine.dialect.read_parquet([duplicates])}) AS d "
+            "USING (_source_file, _source_row)")
 
 
 def register_relations(engine: Engine, relations: RunRelations) -> None:

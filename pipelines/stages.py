@@ -240,12 +240,7 @@ def _link_incrementally(ctx: RunContext, engine: Engine, runs: list[Path], files
     added = {}
     for extract, new in plan.added.items():
         lake_files = {f.source_file: f for f in ctx.snapshot.files[extract]}
-        scan = f"SELECT * FROM {engine.dialect.read_parquet([lake_files[f].data for f, _ in new])}"
-        if extract in ctx.relations.duplicates:
-            dup = engine.dialect.read_parquet([ctx.relations.duplicates[extract]])
-            scan = (f"SELECT r.* FROM ({scan}) AS r ANTI JOIN (SELECT _source_file, _source_row FROM {dup}) AS d "
-                    "USING (_source_file, _source_row)")
-        added[extract] = scan
+        added[extract] = lake.rows_sql(engine, [lake_files[f].data for f, _ in new], ctx.relations.duplicates.get(extract))
     try:
         result = link_incremental(engine, plan.state, added, registry=registry, max_block_size=MAX_BLOCK_SIZE,
                                   state_dir=state_dir)
