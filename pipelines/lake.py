@@ -314,7 +314,7 @@ def register_relations(engine: Engine, relations: RunRelations) -> None:
         engine.register_query(name, sql)
 
 
-_MARKER = re.compile(r"^--\s*(part|view):\s*(\w+)\s+requires:\s*([\w\s]+?)\s*$")
+_MARKER = re.compile(r"^--\s*(part|view):\s*(\w+)\s+requires:\s*([\w\s]+?)\s*(\[in place\])?\s*$")
 
 
 def view_blocks(sql: str) -> list[tuple[str, str, list[str], str]]:
@@ -327,6 +327,13 @@ def view_blocks(sql: str) -> list[tuple[str, str, list[str], str]]:
         elif blocks:
             blocks[-1][3].append(line)
     return [(kind, view, needs, "\n".join(body).strip()) for kind, view, needs, body in blocks]
+
+
+def in_place_views(sql_path: Path = VIEWS_SQL) -> set[str]:
+    """Views marked ``[in place]``: projections of whole extracts, which a rule reads with its own
+    filters; computing one once for several rules would copy every row it projects."""
+    return {m[2] for line in Path(sql_path).read_text(encoding="utf-8").splitlines()
+            if (m := _MARKER.match(line.strip())) and m[4]}
 
 
 def _view_selects(available: set[str], sql_path: Path = VIEWS_SQL) -> list[tuple[str, str]]:

@@ -286,11 +286,12 @@ def detect_stage(ctx: RunContext) -> RunHits:
 def _materialize_shared_views(ctx: RunContext, engine: Engine, rules: list[Rule]) -> None:
     """Compute once, for this stage's session, each rule view (death_records, person_deaths, …) that
     two or more of the selected rules read: a view is otherwise recomputed inside every rule that
-    reads it (death_records scans the whole household register each time)."""
+    reads it (death_records scans the whole household register each time). Views marked ``[in place]``
+    are left as views: materialising benefit_payments copied all 111 M payments at 10 M persons."""
     readers = Counter(t for r in rules for t in set(r.requires))
-    have = engine.relations()
+    have, in_place = engine.relations(), lake.in_place_views()
     for view, sql in lake._view_selects(set(ctx.relations.extracts)):
-        if readers[view] >= 2 and view in have:
+        if readers[view] >= 2 and view in have and view not in in_place:
             engine.materialize(view, sql)
 
 

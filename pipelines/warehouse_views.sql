@@ -4,6 +4,8 @@
 --   -- part: <view> requires: <table> ...   one SELECT; the view is the UNION ALL of its parts
 --                                           whose required tables exist
 --   -- view: <view> requires: <relation> ... one SELECT, created when every relation exists
+-- A marker ending in `[in place]` says the view projects whole extracts: a run never computes it
+-- once for the rules that share it (that would copy every payment), each rule reads it in place.
 -- A view none of whose parts can run is not created (rules check presence).
 
 -- part: death_records requires: deaths
@@ -56,13 +58,13 @@ SELECT NULL::VARCHAR AS person_id, NULL::DATE AS cert_date, NULL::VARCHAR AS met
        NULL::VARCHAR AS region_code, NULL::VARCHAR AS record_id
 WHERE false
 
--- part: benefit_payments requires: pension_payments
+-- part: benefit_payments requires: pension_payments [in place]
 -- Every benefit payment to a person, for rules comparing benefits across a person's IDs
 -- (duplicate_identity): pensions (benefit 'pension', item = scheme) and, when loaded, subsidies
 -- (benefit 'subsidy', item = program).
 SELECT person_id, person_id_valid, name, payment_id, 'pension' AS benefit, scheme AS item, region_code, period, amount
 FROM pension_payments
 
--- part: benefit_payments requires: subsidy_payments
+-- part: benefit_payments requires: subsidy_payments [in place]
 SELECT person_id, person_id_valid, name, payment_id, 'subsidy' AS benefit, program AS item, region_code, period, amount
 FROM subsidy_payments

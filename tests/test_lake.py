@@ -174,3 +174,21 @@ def test_sheet_notes_and_damaged_id_counts_survive_an_unread_file(tmp_path):
         assert f.ids_damaged_by_number == 1
         assert any("'说明'" in n for n in ctx.notes)
         assert any("deaths.xlsx: 1 rows quarantined (id_damaged_by_number)" in n for n in ctx.notes)
+
+
+def test_views_shared_by_rules_are_computed_once_but_projections_are_read_in_place(landing, tmp_path, monkeypatch):
+    """person_deaths (an aggregate) is computed once for the rules reading it; benefit_payments,
+    marked ``[in place]`` (every payment, projected), is never copied though two rules read it."""
+    from pipelines.engine.duckdb_engine import DuckDBEngine
+    from pipelines.lake import in_place_views
+
+    shutil.copy2(SAMPLE / "certifications.csv", landing / "certifications.csv")
+    made: list[str] = []
+    materialize = DuckDBEngine.materialize
+    monkeypatch.setattr(DuckDBEngine, "materialize",
+                        lambda self, name, sql, params=None: made.append(name) or materialize(self, name, sql, params))
+    summary = stages.run_pipeline(RunConfig(input=landing, output=tmp_path / "out", as_of=AS_OF))
+    assert in_place_views() == {"benefit_payments"}
+    assert {"person_deaths", "death_records"} <= set(made)
+    assert "benefit_payments" not in made
+    assert summary.hits_per_rule["certified_after_death"] > 0 and "duplicate_identity" in summary.hits_per_rule
