@@ -15,6 +15,7 @@ import re
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import polars as pl
@@ -108,9 +109,59 @@ def _is_cut_off(rest: bytes) -> bool:
     return True
 
 
-def hash_and_detect(path: Path, display: str, text: bool = True) -> tuple[str, int, str | None]:
+class Detected(NamedTuple):
+    """What the hashing pass over a file found (:func:`hash_and_detect`)."""
+
+    sha256: str
+    size: int
+    encoding: str | None  # 'utf-8' | 'utf-8-sig', or None when not UTF-8 (may be GB18030)
+    controls: bool        # the file may hold a control character that is stored escaped (textsafe)
+
+
+# Bytes of the characters textsafe stores escaped, as UTF-8: C0 controls but tab, LF and CR; DEL;
+# C1 controls (C2 80-9F); line/paragraph separators and bidi overrides (E2 80 A8-AE, E2 81 A6-A9).
+_C0 = bytes([*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F])
+_C1_OR_BIDI = re.compile(rb"\xc2[\x80-\x9f]|\xe2\x80[\xa8-\xae]|\xe2\x81[\xa6-\xa9]")
+
+
+class _ControlScan:
+    """Whether a UTF-8 file holds any character textsafe stores escaped, chunk by chunk (numpy and
+    memchr-speed byte counts; a three-byte sequence cut by a chunk boundary is seen whole). When it
+    holds none, ingest skips escaping every value of the file (12% of ingest's CPU)."""
+
+    def __init__(self) -> None:
+        self.found = False
+        self.tail = b""
+
+    def feed(self, chunk: bytes) -> None:
+        if self.found or not chunk:
+            return
+        a = np.frombuffer(chunk, dtype=np.uint8)
+        low = int(np.count_nonzero(a < 0x20))
+        if low != chunk.count(b"\n") + chunk.count(b"\r") + chunk.count(b"\t") or b"\x7f" in chunk:
+            self.found = True
+            return
+        seam = self.tail + chunk[:2]
+        self.tail = seam[-2:] if len(chunk) < 2 else chunk[-2:]
+        self.found = bool(_C1_OR_BIDI.search(seam)) or _c1_or_bidi(a, chunk)
+
+
+def _c1_or_bidi(a: np.ndarray, chunk: bytes) -> bool:
+    """Whether the chunk holds a C1 control or a separator/bidi character (whole, as UTF-8)."""
+    if b"\xc2" in chunk:  # also the lead byte of '·' in names: look at what follows each
+        at = np.flatnonzero(a[:-1] == 0xC2) + 1
+        if ((a[at] >= 0x80) & (a[at] <= 0x9F)).any():
+            return True
+    if b"\xe2" in chunk:
+        at = np.flatnonzero(a[:-2] == 0xE2) + 1
+        b1, b2 = a[at], a[at + 1]
+        return bool((((b1 == 0x80) & (b2 >= 0xA8) & (b2 <= 0xAE)) | ((b1 == 0x81) & (b2 >= 0xA6) & (b2 <= 0xA9))).any())
+    return False
+
+
+def hash_and_detect(path: Path, display: str, text: bool = True) -> Detected:
     """sha256, size and encoding ('utf-8' | 'utf-8-sig', or None when the file is not UTF-8 and
-    may be GB18030), in one streaming pass.
+    may be GB18030), and whether it may hold control characters, in one streaming pass.
 
     ``text=False`` (binary formats) only hashes. A file that decodes as UTF-8 for a while (non-ASCII
     text included) and then hits a bad byte is damaged UTF-8, not GBK: GB18030 would "decode" it
@@ -119,6 +170,7 @@ def hash_and_detect(path: Path, display: str, text: bool = True) -> tuple[str, i
     digest = hashlib.sha256()
     shape = CsvShape(display, current_limits()) if text else None  # field/line limits, before parsing
     scan = _Utf8Scan()
+    controls = _ControlScan() if text else None
     utf8 = text
     size = 0
     first = b""
@@ -133,6 +185,7 @@ def hash_and_detect(path: Path, display: str, text: bool = True) -> tuple[str, i
             if utf8:
                 bad = scan.feed(chunk)
                 utf8 = bad is None
+                controls.feed(chunk)
         if utf8 and scan.tail:
             bad = scan.feed(b"", final=True)
             utf8 = bad is None
@@ -145,7 +198,8 @@ def hash_and_detect(path: Path, display: str, text: bool = True) -> tuple[str, i
             file=display, hint="the file is damaged or mixes encodings; export it again",
         )
     encoding = ("utf-8-sig" if first.startswith(codecs.BOM_UTF8) else "utf-8") if utf8 else None
-    return digest.hexdigest(), size, encoding
+    # only a UTF-8 text file is known free of them; GB18030, XLSX and Parquet are always escaped
+    return Detected(digest.hexdigest(), size, encoding, controls.found if utf8 else True)
 
 
 def transcode_gb18030(path: Path, target: Path, display: str) -> None:

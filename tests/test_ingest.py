@@ -176,6 +176,15 @@ def test_multiline_quoted_field_is_one_row(tmp_path):
     assert pl.read_parquet(result.files[0].staged_path)["name"].to_list() == ["张三", "王五"]
 
 
+@pytest.mark.parametrize("control", ["\x1b[31m", "\x00", "\x85", "\u2028", "\u202e"], ids=repr)
+def test_control_characters_in_a_csv_are_stored_escaped(tmp_path, control):
+    write(tmp_path / "deaths.csv", f"person_id,name,death_date,source\n11010519491231002X,张{control}三,2024-01-01,公安\n"
+                                   "11010519491231002X,李四,2024-01-02,公安\n")
+    staged = pl.read_parquet(stage("deaths", tmp_path, tmp_path).files[0].staged_path)
+    escaped = control.encode("unicode_escape").decode().replace("\\u00", "\\x")
+    assert staged["name_raw"].to_list() == [f"张{escaped}三", "李四"]
+
+
 # ----------------------------------------------------------------------------- quarantine
 
 

@@ -20,7 +20,7 @@ def chunk(request, monkeypatch):
 def test_utf8_split_across_chunks_is_utf8(tmp_path, chunk):
     path = tmp_path / "a.csv"
     path.write_bytes(TEXT.encode())
-    digest, size, encoding = hash_and_detect(path, "a.csv")
+    digest, size, encoding, _ = hash_and_detect(path, "a.csv")
     assert (digest, size, encoding) == (hashlib.sha256(TEXT.encode()).hexdigest(), len(TEXT.encode()), "utf-8")
 
 
@@ -71,3 +71,30 @@ def test_binary_formats_are_only_hashed(tmp_path):
     path = tmp_path / "a.parquet"
     path.write_bytes(b"\xff\xfe\x00PAR1")
     assert hash_and_detect(path, "a.parquet", text=False)[2] is None
+
+
+CONTROLS = ["\x00", "\x07", "\x1b", "\x0b", "\x7f", "\x85", "\x9f", "\u2028", "\u2029", "\u202e", "\u2066", "\u2069"]
+
+
+@pytest.mark.parametrize("control", CONTROLS, ids=lambda c: f"U+{ord(c):04X}")
+def test_every_control_character_is_found_wherever_the_chunks_cut(tmp_path, chunk, control):
+    path = tmp_path / "a.csv"
+    path.write_bytes((TEXT + f"41,张{control}三\n" + TEXT).encode())
+    assert hash_and_detect(path, "a.csv").controls
+
+
+@pytest.mark.parametrize("near_miss", ["\t", "\r\n", "·", "阿依古丽·买买提", "—…“”", "\u2027", "\u202f", "\u2065", "\u206a", "\xa0"])
+def test_text_without_control_characters_is_known_free_of_them(tmp_path, chunk, near_miss):
+    """Tab, CR/LF, '·' (C2 B7), CJK punctuation and the neighbours of the escaped ranges are not controls."""
+    path = tmp_path / "a.csv"
+    path.write_bytes((TEXT + f"41,张{near_miss}三\n").encode())
+    assert not hash_and_detect(path, "a.csv").controls
+
+
+def test_files_other_than_utf8_text_are_always_escaped(tmp_path):
+    gbk = tmp_path / "g.csv"
+    gbk.write_bytes("person_id,name\n1,张三\n".encode("gb18030"))
+    assert hash_and_detect(gbk, "g.csv").controls
+    binary = tmp_path / "a.parquet"
+    binary.write_bytes(b"PAR1")
+    assert hash_and_detect(binary, "a.parquet", text=False).controls
