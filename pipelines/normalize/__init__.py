@@ -100,17 +100,19 @@ def normalize_column(col: Column, raw: pl.Expr, excel_serial: bool = False,
     if col.type is ValueType.name:
         first["_raw"] = raw.cast(pl.String)
     is_id = col.type in (ValueType.person_id, ValueType.firm_id)
-    if is_id:
-        parts = person_id_from_clean if col.type is ValueType.person_id else firm_id_from_clean
-        damaged = ids.damaged_by_number_from_clean(f("_c"))
+    if is_id:  # the ID text is computed once, for its parts and for the damage check
+        text_steps = [{"_g": ids.id_text_from_clean(f("_c"))}]
+        parts = ids.person_id_from_id_text if col.type is ValueType.person_id else ids.firm_id_from_id_text
+        damaged = ids.damaged_by_number_from_id_text(f("_g"))
         if number is not None:
             damaged = damaged | (number.fill_null(False) & f("_c").is_not_null())
-        derived = {"_p": parts(f("_c")), "_dmg": damaged.fill_null(False)}
+        derived = {"_p": parts(f("_g")), "_dmg": damaged.fill_null(False)}
         fields = {name: f("_p").struct.field("value"), f"{name}_valid": f("_p").struct.field("valid")}
         if col.type is ValueType.person_id:
             fields |= {f"{name}_birth_date": f("_p").struct.field("birth_date"),
                        f"{name}_gender": f("_p").struct.field("gender")}
     else:
+        text_steps = []
         derived = {"_v": _value(col, f("_c"), excel_serial)}
         fields = {name: f("_v")}
         if col.type is ValueType.name:
@@ -122,7 +124,7 @@ def normalize_column(col: Column, raw: pl.Expr, excel_serial: bool = False,
     else:
         present = f("_c").is_not_null()
         failed = (present & f(name).is_null()) if code else pl.lit(False)
-    expr = stepwise(first, derived, fields, {"_present": present, "_failed": failed})
+    expr = stepwise(first, *text_steps, derived, fields, {"_present": present, "_failed": failed})
     return Normalised(name, expr, list(fields), code)
 
 

@@ -56,10 +56,15 @@ def id_text_from_clean(text_: pl.Expr) -> pl.Expr:
     return pl.when(plain).then(text_).otherwise(steps.struct.field("t")).str.to_uppercase()
 
 
+def damaged_by_number_from_id_text(id_text: pl.Expr) -> pl.Expr:
+    """:func:`damaged_by_number_from_clean` on text already passed through ``id_text_from_clean``."""
+    return id_text.str.contains(_ID_NUMBER)
+
+
 def damaged_by_number_from_clean(text_: pl.Expr) -> pl.Expr:
     """True where the ID text shows it went through a number (``4.20113E+17``, ``…000.0``): its
     digits are lost. NULL for blank input."""
-    return id_text_from_clean(text_).str.contains(_ID_NUMBER)
+    return damaged_by_number_from_id_text(id_text_from_clean(text_))
 
 
 def damaged_by_number(raw: pl.Expr) -> pl.Expr:
@@ -69,8 +74,13 @@ def damaged_by_number(raw: pl.Expr) -> pl.Expr:
 
 def person_id_from_clean(text_: pl.Expr) -> pl.Expr:
     """:func:`person_id_parts` on text already passed through ``clean``."""
+    return person_id_from_id_text(id_text_from_clean(text_))
+
+
+def person_id_from_id_text(id_text: pl.Expr) -> pl.Expr:
+    """:func:`person_id_parts` on text already passed through ``id_text_from_clean``."""
     parts = stepwise(
-        {"g": id_text_from_clean(text_)},
+        {"g": id_text},
         {"is18": f("g").str.contains(r"^\d{17}[\dX]$"), "is15": f("g").str.contains(r"^\d{15}$")},
         {"body": pl.when(f("is18")).then(f("g").str.slice(0, 17)).when(f("is15")).then(
             pl.concat_str([f("g").str.slice(0, 6), pl.lit("19"), f("g").str.slice(6, 9)]))},
@@ -120,6 +130,11 @@ def person_id_valid(raw: pl.Expr) -> pl.Expr:
 
 def firm_id_from_clean(text_: pl.Expr) -> pl.Expr:
     """:func:`firm_id_parts` on text already passed through ``clean``."""
+    return firm_id_from_id_text(id_text_from_clean(text_))
+
+
+def firm_id_from_id_text(id_text: pl.Expr) -> pl.Expr:
+    """:func:`firm_id_parts` on text already passed through ``id_text_from_clean``."""
     def value_at(i: int) -> pl.Expr:
         # base-36 value, less the letters the charset skips (I, O, S, V, Z) before it
         b36 = f("g").str.slice(i, 1).str.to_integer(base=36, strict=False)
@@ -127,7 +142,7 @@ def firm_id_from_clean(text_: pl.Expr) -> pl.Expr:
             - (b36 > 31).cast(pl.Int64)
 
     parts = stepwise(
-        {"g": id_text_from_clean(text_)},
+        {"g": id_text},
         {"ok": f("g").str.contains(r"^[0-9A-HJ-NPQRTUWXY]{18}$"),
          "total": pl.sum_horizontal([value_at(i) * weight for i, weight in enumerate(USCC_WEIGHTS)]),
          "given_check": value_at(17)},
