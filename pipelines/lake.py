@@ -211,16 +211,20 @@ def ingest_to_lake(contract: Contract, files: list[Path], landing: Path, output:
 # ---------------------------------------------------------------------------- duplicates over a snapshot
 
 
-def _duplicates_sql(engine: Engine, contract: Contract, relation: str) -> str | None:
+def _duplicates_sql(engine: Engine, contract: Contract, relation: str, present: Iterable[str] | None = None) -> str | None:
     """SELECT of the rows of ``relation`` that repeat a unique value of an earlier row
-    (_source_file, _source_row, reason, raw_json), or None when the contract has no unique column."""
+    (_source_file, _source_row, reason, raw_json, and ``duplicate_of``: per unique column the row
+    repeats, the value and the first row having it), or None when the contract has no unique column.
+    ``present`` limits the contract columns used to those the relation has (default: all)."""
     q = engine.dialect.quote_identifier
+    columns = [c for c in contract.columns if present is None or c.name in set(present)]
     parts = []
-    for col in (c.name for c in contract.columns if c.unique):
+    for col in (c.name for c in columns if c.unique):
         k = q(col)
         parts.append(f"""
             SELECT _source_file, _source_row,
-                   'duplicate_id: {col}=''' || k || ''' (first at ' || first_file || ' row ' || first_row || ')' AS reason
+                   'duplicate_id: {col}=''' || k || ''' (first at ' || first_file || ' row ' || first_row || ')' AS reason,
+                   '{col}' AS column_name, CAST(k AS VARCHAR) AS value, first_file, first_row
             FROM (
                 SELECT {k} AS k, _source_file, _source_row,
                        row_number() OVER w AS rn, first_value(_source_file) OVER w AS first_file,
@@ -236,14 +240,19 @@ def _duplicates_sql(engine: Engine, contract: Contract, relation: str) -> str | 
             ) WHERE rn > 1""")
     if not parts:
         return None
-    fields = ", ".join(f"'{c.name}', CAST(n.{q(c.name)} AS VARCHAR)" for c in contract.columns)
+    fields = ", ".join(f"'{c.name}', CAST(n.{q(c.name)} AS VARCHAR)" for c in columns)
     return f"""
         WITH losers AS ({' UNION ALL '.join(parts)})
         SELECT l._source_file, l._source_row, string_agg(l.reason, '; ' ORDER BY l.reason) AS reason,
-               any_value(CAST(json_object({fields}) AS VARCHAR)) AS raw_json
+               any_value(CAST(json_object({fields}) AS VARCHAR)) AS raw_json,
+               list_sort(list({{'column_name': l.column_name, 'value': l.value, 'first_file': l.first_file,
+                               'first_row': l.first_row}})) AS duplicate_of
         FROM losers l JOIN {relation} n USING (_source_file, _source_row)
         GROUP BY l._source_file, l._source_row
         ORDER BY l._source_file, l._source_row"""
+
+
+DUPLICATES_FORMAT = "v2"  # v2 added duplicate_of; verdict files of another format are computed again
 
 
 def duplicates_file(engine: Engine, contract: Contract, snapshot: Snapshot, output: Path) -> Path | None:
@@ -253,7 +262,7 @@ def duplicates_file(engine: Engine, contract: Contract, snapshot: Snapshot, outp
     if not files or not any(c.unique for c in contract.columns):
         return None
     target = Path(output) / LAKE_DIR / contract.extract / "_duplicates" / \
-        f"{snapshot.key([contract.extract])}-{contract_fingerprint(contract)}.parquet"
+        f"{snapshot.key([contract.extract])}-{contract_fingerprint(contract)}-{DUPLICATES_FORMAT}.parquet"
     if not target.exists():
         engine.register("_raw_rows", [f.data for f in files])
         try:

@@ -109,14 +109,20 @@ def validate_stage(ctx: RunContext, ingested: dict[str, IngestResult]) -> dict[s
             results[name] = cached
             reused += 1
             continue
-        results[name] = validate_extract(
-            ctx.contracts[name],
-            [f.staged_path for f in result.files],
-            {f.source_file: f.rows_read for f in result.files},
-            {f.source_file: f.rows_quarantined for f in result.files},
-            report_dir,
-            today=today,
-        )
+        with _engine(ctx, "duckdb") as engine:  # full-data checks run on DuckDB whatever the run's engine
+            # the duplicate_id verdicts the load quarantines (computed once per set of files, here
+            # first) are what the `unique` check reports
+            duplicates = lake.duplicates_file(engine, ctx.contracts[name], ctx.snapshot, Path(ctx.config.output))
+            results[name] = validate_extract(
+                ctx.contracts[name],
+                [f.staged_path for f in result.files],
+                {f.source_file: f.rows_read for f in result.files},
+                {f.source_file: f.rows_quarantined for f in result.files},
+                report_dir,
+                engine,
+                today=today,
+                duplicates=duplicates,
+            )
         if results[name].passed:
             validation_cache.save(Path(ctx.config.output), key, report_dir, results[name], today)
     for validation in results.values():
@@ -140,7 +146,10 @@ def load_stage(ctx: RunContext, ingested: dict[str, IngestResult]) -> dict[str, 
                              f"FROM {read([ctx.relations.duplicates[name]])}")
             quarantined[name] = engine.write_parquet(
                 " UNION ALL ".join(parts) + " ORDER BY source_file, source_row", quarantine_dir / f"{name}.parquet")
-            counts[name] = engine.scalar(f"SELECT count(*) FROM ({ctx.relations.extracts[name]})")
+            # the extract's rows: its files' clean rows less the duplicate_id repeats (no pass over the rows)
+            repeats = engine.scalar(f"SELECT count(*) FROM {read([ctx.relations.duplicates[name]])}") \
+                if name in ctx.relations.duplicates else 0
+            counts[name] = sum(f.rows_clean for f in ingested[name].files) - repeats
     views = [v for v, _ in lake._view_selects(set(ctx.relations.extracts))]
     return {"loads": {}, "views": views, "counts": counts, "quarantined": {k: v for k, v in quarantined.items() if v},
             "warehouse": publish.runs_dir(Path(ctx.config.output)) / ctx.run_id / lake.VIEWS_FILE,

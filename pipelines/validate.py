@@ -101,6 +101,7 @@ def validate_extract(
     sample_rows: int = 200_000,
     *,
     today: dt.date | None = None,
+    duplicates: Path | None = None,
 ) -> ExtractValidation:
     """Validate one extract's staged Parquet files against its contract; write the report.
 
@@ -109,6 +110,8 @@ def validate_extract(
     in-memory connection is opened and closed. Does not raise for bad data: call
     :func:`raise_for_failures` on the result. Raises :class:`ValidationFailed` only if a staged
     file is missing or unreadable. ``sample_rows=0`` skips the GE suite. ``today`` (default: the real date) bounds future dates.
+    ``duplicates`` is the lake's duplicate_id verdict file over ``staged`` when the caller has it
+    (otherwise the verdicts are computed here).
     """
     today = today or dt.date.today()
     report_dir = Path(report_dir)
@@ -117,7 +120,7 @@ def validate_extract(
     try:
         t0 = time.perf_counter()
         checks, total, source_sql, columns, files = _duckdb_checks(
-            con, contract, [Path(p) for p in staged], rows_read, rows_quarantined, today
+            con, contract, [Path(p) for p in staged], rows_read, rows_quarantined, today, duplicates
         )
         seconds_duckdb = time.perf_counter() - t0
 
@@ -173,7 +176,7 @@ def raise_for_failures(v: ExtractValidation) -> None:
 # --------------------------------------------------------------------------- DuckDB checks
 
 
-def _duckdb_checks(con, contract, staged, rows_read, rows_quarantined, today):
+def _duckdb_checks(con, contract, staged, rows_read, rows_quarantined, today, duplicates=None):
     """All full-data checks. Returns (checks, total_rows, source_sql, columns, source_files)."""
     for path in staged:
         if not path.is_file():
@@ -203,9 +206,7 @@ def _duckdb_checks(con, contract, staged, rows_read, rows_quarantined, today):
     checks += _count_checks(contract, per_file, total, files, rows_read, rows_quarantined)
     if total:
         checks += _column_checks(contract, columns, per_file, today)
-        for col in contract.columns:
-            if col.unique and col.name in columns:
-                checks.append(_unique_check(con, source_sql, col, _file_key(columns)))
+        checks += _unique_checks(con, contract, columns, staged, duplicates)
     return checks, total, source_sql, columns, files
 
 
@@ -449,36 +450,46 @@ def _warning_checks(col: Column, per_file, today: dt.date) -> list[CheckResult]:
     return out
 
 
-def _unique_check(con, source_sql, col: Column, file_key: str) -> CheckResult:
-    """Exact duplicate count of a ``unique`` column (one GROUP BY; DuckDB spills if needed)."""
-    c = quote_ident(col.name)
-    values, extra, example, files = _dupes(con, source_sql, c, file_key)
+def _unique_checks(con: Engine, contract: Contract, columns: dict[str, str], staged: list[Path],
+                   duplicates: Path | None) -> list[CheckResult]:
+    """The ``unique`` checks, read off the duplicate_id verdicts the load quarantines (the lake's,
+    :func:`pipelines.lake.duplicates_file`): ``duplicates`` when the caller has them, else computed
+    here by the same query. One definition of a duplicate; at 10 M persons the verdicts cost one
+    pass over the payments, which validation used to spend on a screen of its own as well."""
+    from pipelines import lake  # lake imports ingest; only this check needs it
+
+    unique = [c for c in contract.columns if c.unique and c.name in columns]
+    if not unique:
+        return []
+    if duplicates is not None:
+        verdicts = con.dialect.read_parquet([duplicates])
+    elif "_source_file" in columns and "_source_row" in columns:
+        con.register("_validate_rows", staged)
+        verdicts = f"({lake._duplicates_sql(con, contract, '_validate_rows', columns)})"
+    else:
+        return []  # no row identity to tell a first row from a repeat
+    try:
+        return [_unique_check(con, verdicts, col) for col in unique]
+    finally:
+        con.drop("_validate_rows")
+
+
+def _unique_check(con: Engine, verdicts: str, col: Column) -> CheckResult:
+    """Repeated values, extra rows (the repeats quarantined), an example and the files involved."""
+    values, extra, example, files = _rows(con, f"""
+        WITH d AS (
+            SELECT u.value AS v, u.first_file, _source_file
+            FROM (SELECT unnest(duplicate_of) AS u, _source_file FROM {verdicts})
+            WHERE u.column_name = {_literal(col.name)})
+        SELECT count(DISTINCT v), count(*), min(v), list_sort(list_distinct(list(first_file) || list(_source_file)))[1:20]
+        FROM d""")[0]
+    files = [f for f in (files or []) if f is not None]
     return CheckResult(
         "unique", col.name, extra == 0, int(extra), 0, "warning",
         f"{extra} duplicate row(s) over {values} repeated {col.name} value(s)"
         + (f", e.g. {example!r}; the load keeps the first occurrence (by file, row) and quarantines "
            "the others as duplicate_id" if extra else ""),
         files)
-
-
-def _dupes(con, source_sql: str, c: str, file_key: str) -> tuple[int, int, Any, list[str]]:
-    """(repeated values, extra rows, an example value, files involved) for column ``c``.
-
-    First a cheap exact screen -- distinct 64-bit hashes == non-null values proves there are
-    no duplicates; only if the screen fires (duplicates or a hash collision) run the exact
-    GROUP BY over the values themselves.
-    """
-    screen = con.scalar(f"SELECT count({c}) - count(DISTINCT hash({c})) FROM {source_sql}")
-    if not screen:
-        return 0, 0, None, []
-    row = _rows(
-        con,
-        f"WITH d AS (SELECT {c} AS v, count(*) AS n, min({file_key}) AS f1, max({file_key}) AS f2"
-        f"  FROM {source_sql} WHERE {c} IS NOT NULL GROUP BY 1 HAVING count(*) > 1) "
-        f"SELECT count(*), coalesce(sum(n) - count(*), 0), min(v),"
-        f"  list_sort(list_distinct(flatten(list([f1, f2]))))[1:20] FROM d"
-    )[0]
-    return int(row[0]), int(row[1]), row[2], [f for f in (row[3] or []) if f is not None]
 
 
 def _rows(con: Engine, sql: str) -> list[tuple]:

@@ -192,3 +192,36 @@ def test_views_shared_by_rules_are_computed_once_but_projections_are_read_in_pla
     assert {"person_deaths", "death_records"} <= set(made)
     assert "benefit_payments" not in made
     assert summary.hits_per_rule["certified_after_death"] > 0 and "duplicate_identity" in summary.hits_per_rule
+
+
+def test_a_repeated_payment_id_is_one_verdict_for_validation_load_and_counts(landing, tmp_path, monkeypatch):
+    """The duplicate_id verdicts are computed once (by validation, first) and are what the unique
+    check reports, what the load quarantines and what the row count leaves out."""
+    from pipelines import lake
+    from pipelines.lake import open_published
+
+    jan = (landing / "pension_payments_202401.csv").read_text(encoding="gb18030").splitlines()  # sample_data is GBK
+    feb = (landing / "pension_payments_202402.csv").read_text(encoding="gb18030").splitlines()
+    repeated = jan[1].split(",")[0]
+    feb.append(",".join([repeated, *feb[1].split(",")[1:]]))  # a February row reusing January's first payment_id
+    (landing / "pension_payments_202402.csv").write_text("\n".join(feb) + "\n", encoding="gb18030")
+    computed = []
+    sql = lake._duplicates_sql
+    monkeypatch.setattr(lake, "_duplicates_sql", lambda *a, **k: computed.append(a[1].extract) or sql(*a, **k))
+    summary = stages.run_pipeline(RunConfig(input=landing, output=tmp_path / "out", as_of=AS_OF))
+    assert computed == ["pension_payments"]
+    manifest = json.loads((summary.run_dir / "manifest.json").read_text())
+    clean = sum(f["rows_clean"] for f in manifest["inputs"] if f["extract"] == "pension_payments")
+    published = open_published(tmp_path / "out")
+    assert summary.rows_per_extract["pension_payments"] == clean - 1 == \
+        published.scalar("SELECT count(*) FROM pension_payments")
+    published.close()
+    report = json.loads((summary.run_dir / "validation" / "validation" / "pension_payments.json").read_text())
+    [unique] = [c for c in report["checks"] if c["name"] == "unique"]
+    assert not unique["passed"] and unique["observed"] == 1
+    assert unique["files"] == ["pension_payments_202401.csv", "pension_payments_202402.csv"]
+    assert f"e.g. {repeated!r}" in unique["message"]
+    quarantine = pq.read_table(summary.run_dir / "quarantine" / "pension_payments.parquet").to_pylist()
+    [dup] = [q for q in quarantine if q["reason"].startswith("duplicate_id")]
+    assert (dup["source_file"], dup["source_row"]) == ("pension_payments_202402.csv", len(feb))
+    assert dup["reason"] == f"duplicate_id: payment_id='{repeated}' (first at pension_payments_202401.csv row 2)"
