@@ -26,6 +26,7 @@ from pipelines.errors import ExtractError
 from pipelines.guards.csv_shape import CsvShape
 from pipelines.guards.workbook import check_parquet, check_xlsx
 from pipelines.limits import current as current_limits
+from pipelines.textsafe import STORED_CONTROLS
 
 _CHUNK = 16 * 1024 * 1024
 OVERFLOW = "_overflow"
@@ -118,10 +119,11 @@ class Detected(NamedTuple):
     controls: bool        # the file may hold a control character that is stored escaped (textsafe)
 
 
-# Bytes of the characters textsafe stores escaped, as UTF-8: C0 controls but tab, LF and CR; DEL;
-# C1 controls (C2 80-9F); line/paragraph separators and bidi overrides (E2 80 A8-AE, E2 81 A6-A9).
-_C0 = bytes([*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F])
-_C1_OR_BIDI = re.compile(rb"\xc2[\x80-\x9f]|\xe2\x80[\xa8-\xae]|\xe2\x81[\xa6-\xa9]")
+# The characters textsafe stores escaped (textsafe.STORED_CONTROLS), as UTF-8: the one-byte ones are
+# the C0 controls but tab, LF and CR, and DEL; the others are C1 controls (C2 80-9F) and the
+# line/paragraph separators and bidi overrides (E2 80 A8-AE, E2 81 A6-A9), which the numpy check in
+# _c1_or_bidi looks for chunk by chunk and this pattern where a chunk boundary cuts one.
+_C1_OR_BIDI = re.compile(b"|".join(re.escape(c.encode()) for c in STORED_CONTROLS if ord(c) > 0x7F))
 
 
 class _ControlScan:

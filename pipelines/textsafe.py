@@ -33,11 +33,11 @@ def literal(value: object, style: str = "", newlines: bool = True) -> Text:
     return Text(visible(value, newlines), style=style)
 
 
-_STORED_CONTROLS = [chr(c) for c in [*range(0x00, 0x09), 0x0b, 0x0c, *range(0x0e, 0x20), *range(0x7f, 0xa0),
+STORED_CONTROLS = [chr(c) for c in [*range(0x00, 0x09), 0x0b, 0x0c, *range(0x0e, 0x20), *range(0x7f, 0xa0),
                                      0x2028, 0x2029, *range(0x202a, 0x202f), *range(0x2066, 0x206a)]]
 
 
 def visible_expr(expr):
     """A polars expression: text with control characters replaced by their visible escapes (tab,
     line feed and carriage return kept: they are legitimate inside a quoted field)."""
-    return expr.str.replace_many(_STORED_CONTROLS, [_escape(re.match(".", c, re.S)) for c in _STORED_CONTROLS])
+    return expr.str.replace_many(STORED_CONTROLS, [_escape(re.match(".", c, re.S)) for c in STORED_CONTROLS])

@@ -7,6 +7,7 @@ import pytest
 from pipelines import readers
 from pipelines.errors import ExtractError
 from pipelines.readers import hash_and_detect
+from pipelines.textsafe import STORED_CONTROLS
 
 TEXT = "person_id,name\n" + "".join(f"{i},张三丰𠀀\n" for i in range(40))
 
@@ -73,10 +74,7 @@ def test_binary_formats_are_only_hashed(tmp_path):
     assert hash_and_detect(path, "a.parquet", text=False)[2] is None
 
 
-CONTROLS = ["\x00", "\x07", "\x1b", "\x0b", "\x7f", "\x85", "\x9f", "\u2028", "\u2029", "\u202e", "\u2066", "\u2069"]
-
-
-@pytest.mark.parametrize("control", CONTROLS, ids=lambda c: f"U+{ord(c):04X}")
+@pytest.mark.parametrize("control", STORED_CONTROLS, ids=lambda c: f"U+{ord(c):04X}")
 def test_every_control_character_is_found_wherever_the_chunks_cut(tmp_path, chunk, control):
     path = tmp_path / "a.csv"
     path.write_bytes((TEXT + f"41,张{control}三\n" + TEXT).encode())
