@@ -13,6 +13,7 @@ evaluated once per row (a nested expression tree would recompute shared sub-expr
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Callable
 from datetime import date
 
 import polars as pl
@@ -63,12 +64,20 @@ def stepwise(first: dict[str, pl.Expr], *steps: dict[str, pl.Expr]) -> pl.Expr:
     return result
 
 
+# Characters NFKC leaves as they are in any string: ASCII, the CJK unified ideographs and '·' (none
+# has a decomposition, none is the second of a composing pair; tests check this against unicodedata).
+# Text made only of them (IDs, codes, amounts, most Chinese names) is not normalised.
+NFKC_STABLE = r"\x00-\x7F\x{4E00}-\x{9FFF}\x{B7}"
+
+
 def clean(raw: pl.Expr) -> pl.Expr:
     """NFKC-normalise (full-width → half-width) and strip; blank → NULL."""
     cleaned = stepwise(
         {"t": raw.cast(pl.String)},
-        # ASCII text is already NFKC; normalising only the other rows is ~4x faster.
-        {"t": pl.coalesce(pl.when(f("t").str.contains(r"[^\x00-\x7F]")).then(f("t")).str.normalize("NFKC"), f("t"))},
+        # Only text with a character outside NFKC_STABLE is normalised (~3x faster on names, ~10x
+        # on ASCII columns). Bytes = characters is an ASCII row, checked before the regex (8x faster).
+        {"n": pl.when(f("t").str.len_bytes() != f("t").str.len_chars()).then(f("t")).str.contains(f"[^{NFKC_STABLE}]")},
+        {"t": pl.coalesce(pl.when(f("n")).then(f("t")).str.normalize("NFKC"), f("t"))},
         {"t": f("t").str.strip_chars()},
         {"t": pl.when(f("t").str.len_bytes() > 0).then(f("t"))},
     )
@@ -117,9 +126,22 @@ def _excel_serial_from_clean(text_: pl.Expr) -> pl.Expr:
 
 
 def _only_where_null(value: pl.Expr, text_: pl.Expr) -> pl.Expr:
-    """``text_`` on the rows where ``value`` is NULL, else NULL: lets a slow parser run only on the
-    rows a fast path could not handle (string functions skip NULLs cheaply)."""
+    """``text_`` on the rows where ``value`` is NULL, else NULL."""
     return pl.when(value.is_null()).then(text_)
+
+
+def _slow_where_null(value: pl.Expr, text_: pl.Expr, slow: Callable[[pl.Expr], pl.Expr], dtype: pl.DataType) -> pl.Expr:
+    """``slow(text_)`` on the rows where ``value`` (a fast path's result) is NULL, else NULL.
+
+    The slow parser runs only on a batch holding text the fast path left: evaluated on a column of
+    NULLs (the usual batch: every value took the fast path) it cost more than the fast path itself.
+    """
+    def run(texts: pl.Series) -> pl.Series:
+        if texts.null_count() == texts.len():
+            return pl.repeat(None, texts.len(), dtype=dtype, eager=True).alias(texts.name)
+        return texts.to_frame("t").select(slow(pl.col("t"))).to_series().cast(dtype).alias(texts.name)
+
+    return _only_where_null(value, text_).map_batches(run, return_dtype=dtype, is_elementwise=True)
 
 
 def _date_slow(text_: pl.Expr, excel_serial: bool) -> pl.Expr:
@@ -142,7 +164,7 @@ def date_from_clean(text_: pl.Expr, excel_serial: bool = False) -> pl.Expr:
         # fast path for the common ISO form; other forms go through the regex parser
         {"v": pl.when(f("t").str.contains(r"^\d{4}-\d{2}-\d{2}$")).then(
             f("t").str.strptime(pl.Date, "%Y-%m-%d", strict=False))},
-        {"v": pl.coalesce(f("v"), _date_slow(_only_where_null(f("v"), f("t")), excel_serial))},
+        {"v": pl.coalesce(f("v"), _slow_where_null(f("v"), f("t"), lambda t: _date_slow(t, excel_serial), pl.Date()))},
     )
     return steps.struct.field("v")
 
@@ -173,7 +195,7 @@ def period_from_clean(text_: pl.Expr, excel_serial: bool = False) -> pl.Expr:
             (f("t") + "-01").str.strptime(pl.Date, "%Y-%m-%d", strict=False))
             .when(f("t").str.contains(_PERIOD_COMPACT)).then(
             (f("t") + "01").str.strptime(pl.Date, "%Y%m%d", strict=False))},
-        {"v": pl.coalesce(f("v"), _period_slow(_only_where_null(f("v"), f("t")), excel_serial))},
+        {"v": pl.coalesce(f("v"), _slow_where_null(f("v"), f("t"), lambda t: _period_slow(t, excel_serial), pl.Date()))},
     )
     return steps.struct.field("v")
 
@@ -217,7 +239,7 @@ def money_from_clean(text_: pl.Expr) -> pl.Expr:
         {"t": text_},
         # fast path: plain numbers with at most two decimals convert exactly
         {"v": pl.when(f("t").str.contains(r"^-?\d{1,16}(?:\.\d{1,2})?$")).then(f("t").cast(MONEY_DTYPE, strict=False))},
-        {"v": pl.coalesce(f("v"), _money_slow(_only_where_null(f("v"), f("t"))))},
+        {"v": pl.coalesce(f("v"), _slow_where_null(f("v"), f("t"), _money_slow, MONEY_DTYPE))},
     )
     return steps.struct.field("v")
 

@@ -174,3 +174,58 @@ def test_enum_canonical_and_aliases():
     values = {"公安": ["police"], "民政": ["civil_affairs"], "卫健": ["health"]}
     got = run(parse_enum, ["公安", "police", "POLICE", " Civil_Affairs ", "卫健", "ｈｅａｌｔｈ", "医院", None], values=values)
     assert got == ["公安", "公安", "公安", "民政", "卫健", "卫健", None, None]
+
+
+# ----------------------------------------------------------------------------- the fast paths
+
+
+def test_nfkc_stable_characters_are_left_alone_by_nfkc_in_any_string():
+    """clean() skips NFKC for text made only of NFKC_STABLE characters: none may decompose, change
+    under NFKC, combine, or be the second character of a composing pair (checked against Python's
+    Unicode database for every code point)."""
+    import re
+    import sys
+    import unicodedata
+
+    from pipelines.normalize.values import NFKC_STABLE
+
+    # polars' regex syntax \x{4E00} as Python's \U00004e00
+    python_class = re.sub(r"\\x\{([0-9A-Fa-f]+)\}", lambda m: "\\U%08x" % int(m.group(1), 16), NFKC_STABLE)
+    stable = re.compile(f"[{python_class}]")
+
+    def in_set(cp: int) -> bool:
+        return stable.fullmatch(chr(cp)) is not None
+
+    assert in_set(ord("王")) and in_set(ord("·")) and in_set(ord("a")) and not in_set(ord("Ａ"))
+    broken = []
+    for cp in range(sys.maxunicode + 1):
+        ch = chr(cp)
+        if in_set(cp) and (unicodedata.normalize("NFKC", ch) != ch or unicodedata.combining(ch)):
+            broken.append(hex(cp))
+        decomposition = unicodedata.decomposition(ch)
+        if decomposition and not decomposition.startswith("<"):
+            parts = decomposition.split()
+            if len(parts) == 2 and in_set(int(parts[1], 16)):
+                broken.append(f"{hex(cp)} composes from {decomposition}")
+    assert broken == []
+
+
+def test_clean_normalises_mixed_chinese_and_full_width_text():
+    assert run(clean, ["王小明", "王 小明", "张三（北京）", "王ＡＢ", "e\u0301", "ｱ"]) == [
+        "王小明", "王 小明", "张三(北京)", "王AB", "é", "ア"]
+
+
+@pytest.mark.parametrize("parse, odd, expected", [
+    (parse_date, "2024年3月5日", dt.date(2024, 3, 5)),
+    (parse_period, "2024年3月", dt.date(2024, 3, 1)),
+    (parse_money, "¥1,234.50", Decimal("1234.50")),
+])
+def test_slow_path_runs_in_the_one_batch_that_needs_it(parse, odd, expected):
+    """Streaming in batches, the slow parser is skipped on batches every value of which took the
+    fast path: a lone odd value among 300 000 plain ones is still parsed, and the plain ones too."""
+    plain = {parse_date: "2024-03-05", parse_period: "2024-03", parse_money: "1234.50"}[parse]
+    frame = pl.LazyFrame({"raw": [plain] * 150_000 + [odd, "junk"] + [plain] * 150_000})
+    got = frame.select(parse(pl.col("raw")).alias("v")).collect(engine="streaming")["v"]
+    fast = {parse_date: dt.date(2024, 3, 5), parse_period: dt.date(2024, 3, 1), parse_money: Decimal("1234.50")}[parse]
+    assert got[150_000] == expected and got[150_001] is None
+    assert got.null_count() == 1 and got[0] == fast and got[-1] == fast
