@@ -139,8 +139,10 @@ class _ControlScan:
         if self.found or not chunk:
             return
         a = np.frombuffer(chunk, dtype=np.uint8)
-        low = int(np.count_nonzero(a < 0x20))
-        if low != chunk.count(b"\n") + chunk.count(b"\r") + chunk.count(b"\t") or b"\x7f" in chunk:
+        low = a < 0x20
+        # numpy counts: bytes.count over a chunk is slower than a vector compare (a third of hashing)
+        if int(np.count_nonzero(low)) != int(np.count_nonzero(a == 0x0A)) and \
+                np.count_nonzero(low & (a != 0x0A) & (a != 0x0D) & (a != 0x09)) or b"\x7f" in chunk:
             self.found = True
             return
         seam = self.tail + chunk[:2]
