@@ -58,7 +58,10 @@ def id_text_from_clean(text_: pl.Expr) -> pl.Expr:
 
 def damaged_by_number_from_id_text(id_text: pl.Expr) -> pl.Expr:
     """:func:`damaged_by_number_from_clean` on text already passed through ``id_text_from_clean``."""
-    return id_text.str.contains(_ID_NUMBER)
+    # every form a number leaves has a '.' or an 'E': only those (rare) rows meet the regex
+    suspect = id_text.str.contains(".", literal=True) | id_text.str.contains("E", literal=True)
+    damaged = pl.when(suspect).then(id_text).str.contains(_ID_NUMBER)
+    return pl.when(id_text.is_not_null()).then(damaged.fill_null(False))
 
 
 def damaged_by_number_from_clean(text_: pl.Expr) -> pl.Expr:
@@ -81,7 +84,9 @@ def person_id_from_id_text(id_text: pl.Expr) -> pl.Expr:
     """:func:`person_id_parts` on text already passed through ``id_text_from_clean``."""
     parts = stepwise(
         {"g": id_text},
-        {"is18": f("g").str.contains(r"^\d{17}[\dX]$"), "is15": f("g").str.contains(r"^\d{15}$")},
+        # (the 15-digit regex only meets the few IDs of that length)
+        {"is18": f("g").str.contains(r"^\d{17}[\dX]$"),
+         "is15": pl.when(f("g").str.len_bytes() == 15).then(f("g")).str.contains(r"^\d{15}$").fill_null(False)},
         {"body": pl.when(f("is18")).then(f("g").str.slice(0, 17)).when(f("is15")).then(
             pl.concat_str([f("g").str.slice(0, 6), pl.lit("19"), f("g").str.slice(6, 9)]))},
         # The weights are 2^(17-i) mod 11, and 13 = 2 (mod 11): reading the 17 digits as a base-13

@@ -193,7 +193,7 @@ def test_only_spreadsheet_marks_is_blank(given):
 
 @pytest.mark.parametrize("given, damaged", [
     ("4.20113E+17", True), ("4.20113e+17", True), ("4.2011319490101E17", True), ("420113194901010000.0", True),
-    ("420113194901010000.", True), ("４．２０１１３Ｅ＋１７", True),
+    ("420113194901010000.", True), ("４．２０１１３Ｅ＋１７", True), ("42E+17", True), ("42e17", True),
     # near misses: IDs, not numbers
     ("420113194901010012", False), ("42011319490101001X", False), ("'420113194901010012", False),
     ("420113-19490101-0012", False), ("E420113", False), (None, None), ("", None),
