@@ -215,17 +215,15 @@ def test_clean_normalises_mixed_chinese_and_full_width_text():
         "王小明", "王 小明", "张三(北京)", "王AB", "é", "ア"]
 
 
-@pytest.mark.parametrize("parse, odd, expected", [
-    (parse_date, "2024年3月5日", dt.date(2024, 3, 5)),
-    (parse_period, "2024年3月", dt.date(2024, 3, 1)),
-    (parse_money, "¥1,234.50", Decimal("1234.50")),
+@pytest.mark.parametrize("parse, plain, fast, odd, slow", [
+    (parse_date, "2024-03-05", dt.date(2024, 3, 5), "2024年3月5日", dt.date(2024, 3, 5)),
+    (parse_period, "2024-03", dt.date(2024, 3, 1), "2024年3月", dt.date(2024, 3, 1)),
+    (parse_money, "1234.50", Decimal("1234.50"), "¥1,234.50", Decimal("1234.50")),
 ])
-def test_slow_path_runs_in_the_one_batch_that_needs_it(parse, odd, expected):
+def test_a_lone_odd_value_among_plain_ones_is_parsed_when_streaming(parse, plain, fast, odd, slow):
     """Streaming in batches, a lone odd value among 300 000 plain ones goes through the slow parser
     (only the rows the fast path left do), and the plain ones through the fast path."""
-    plain = {parse_date: "2024-03-05", parse_period: "2024-03", parse_money: "1234.50"}[parse]
     frame = pl.LazyFrame({"raw": [plain] * 150_000 + [odd, "junk"] + [plain] * 150_000})
     got = frame.select(parse(pl.col("raw")).alias("v")).collect(engine="streaming")["v"]
-    fast = {parse_date: dt.date(2024, 3, 5), parse_period: dt.date(2024, 3, 1), parse_money: Decimal("1234.50")}[parse]
-    assert got[150_000] == expected and got[150_001] is None
+    assert got[150_000] == slow and got[150_001] is None
     assert got.null_count() == 1 and got[0] == fast and got[-1] == fast
