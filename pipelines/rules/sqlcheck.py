@@ -43,7 +43,7 @@ _ALLOWED_NODES: frozenset[type[exp.Expression]] = frozenset(
         "NullSafeEQ", "NullSafeNEQ", "GT", "GTE", "LT", "LTE", "Add", "Sub", "Mul", "Div",
         "IntDiv", "Mod", "DPipe", "Like", "ILike", "Escape", "Window", "WindowSpec", "Filter",
         "Interval", "Bracket", "Slice", "PropertyEQ", "Kwarg", "Lambda", "Exists", "Any", "All",
-        "Dot", "Values", "Table", "IgnoreNulls", "RespectNulls",
+        "Dot", "Values", "Table", "IgnoreNulls", "RespectNulls", "BitwiseLeftShift",
     )
     if hasattr(exp, name)
 )
@@ -55,7 +55,7 @@ _ALLOWED_FUNCS = frozenset(
         # aggregates
         "Sum", "Count", "CountIf", "Min", "Max", "Avg", "ArrayAgg", "ArrayUniqueAgg", "AnyValue",
         "ArgMax", "ArgMin", "GroupConcat", "Median", "Quantile", "Stddev", "StddevPop",
-        "StddevSamp", "Variance", "VariancePop", "LogicalAnd", "LogicalOr", "First", "Last",
+        "StddevSamp", "Variance", "VariancePop", "LogicalAnd", "LogicalOr", "First", "Last", "BitwiseOrAgg",
         # window functions
         "RowNumber", "Rank", "DenseRank", "Lag", "Lead", "FirstValue", "LastValue", "NthValue",
         "Ntile", "PercentRank", "CumeDist",
@@ -88,6 +88,7 @@ _ALLOWED_ANONYMOUS = frozenset(
         "list_aggregate", "list_any_value", "list_first", "list_last", "struct_pack",
         "array_to_string", "list_value", "list_concat", "list_filter", "list_transform",
         "hash",  # for cheap pre-filters; Spark has hash() too (a different hash, same use)
+        "bit_count",  # with bit_or and <<: a pre-filter's mask of periods seen
     }
 )
 # Names refused with a specific explanation (they would be refused anyway: not allow-listed).
