@@ -231,10 +231,9 @@ def _duplicates_sql(engine: Engine, contract: Contract, relation: str, present: 
                        first_value(_source_row) OVER w AS first_row
                 FROM {relation}
                 WHERE {k} IN (
-                    -- grouping 64-bit hashes first is cheaper than grouping the text
+                    -- the repeated 64-bit hashes first (cheaper than grouping the text)
                     SELECT {k} FROM {relation}
-                    WHERE {k} IS NOT NULL AND hash({k}) IN (
-                        SELECT hash({k}) FROM {relation} WHERE {k} IS NOT NULL GROUP BY 1 HAVING count(*) > 1)
+                    WHERE {k} IS NOT NULL AND hash({k}) IN ({engine.dialect.repeated_hashes(k, relation)})
                     GROUP BY {k} HAVING count(*) > 1)
                 WINDOW w AS (PARTITION BY {k} ORDER BY _source_file, _source_row)
             ) WHERE rn > 1""")

@@ -83,6 +83,13 @@ def test_dialect_renders_money_and_months_exactly(engine: Engine):
     assert engine.query(sql).to_pylist() == [{"m": "-1,234,567.89", "p": "2024-03", "l": "公安、民政"}]
 
 
+def test_repeated_hashes_are_the_values_seen_twice(engine: Engine):
+    engine.register("ids", pa.table({"k": ["a", "b", "a", None, None, "c", "b", "a"]}))
+    repeated = engine.query(f"SELECT h FROM ({engine.dialect.repeated_hashes('k', 'ids')}) AS r").column("h").to_pylist()
+    expected = engine.query("SELECT hash(k) AS h FROM ids WHERE k IN ('a', 'b') GROUP BY 1").column("h").to_pylist()
+    assert sorted(repeated) == sorted(expected) and len(repeated) == 2  # each once; NULL is never repeated
+
+
 def test_spark_dialect_transpiles_rule_sql():
     spark = dialect_for("spark")
     assert ":as_of" in spark.from_rule_sql("SELECT person_id FROM deaths WHERE death_date <= $as_of")
