@@ -113,8 +113,11 @@ WITH named AS (
            id18 AND strpos(substr(person_id, 1, 17), 'X') = 0 AS is18,
            CASE WHEN id18 THEN CAST(try_strptime(substr(person_id, 7, 8), '%Y%m%d') AS DATE) END AS id_birth_raw
     FROM named
+), numbered AS (
+    -- node ids in ID order, sorting the IDs alone (sorting the whole rows took twice as long)
+    SELECT person_id, CAST(row_number() OVER (ORDER BY person_id) AS BIGINT) AS node FROM {agg}
 )
-SELECT CAST(row_number() OVER (ORDER BY i.person_id) AS BIGINT) AS node,
+SELECT o.node,
        i.person_id, i.valid, i.registered, i.paid, i.first_paid, i.payments,
        i.birth_decl, i.household_id, i.name, k.name_s, k.pinyin, k.name_id, k.s_id, k.p_id, k.s_len,
        i.is18, i.id18,
@@ -125,7 +128,7 @@ SELECT CAST(row_number() OVER (ORDER BY i.person_id) AS BIGINT) AS node,
        CASE WHEN year(i.id_birth_raw) BETWEEN 1800 AND 2100 THEN i.id_birth_raw END AS id_birth,
        -- the per-ID aggregates the node came from (link state: merged with new rows' aggregates)
        i.name_min, i.name_max, i.house_min, i.house_max, i.named_rows
-FROM ids AS i LEFT JOIN {names} AS k ON k.name = i.name
+FROM ids AS i JOIN numbered AS o ON o.person_id = i.person_id LEFT JOIN {names} AS k ON k.name = i.name
 """
 
 # Node columns that blocking and scoring read: a node whose values of these change is re-blocked
