@@ -252,6 +252,11 @@ def _schema_checks(contract: Contract, columns: dict[str, str]) -> list[CheckRes
     return checks
 
 
+# One ASCII digit in a GLOB pattern: GLOB matches the whole value like regexp_full_match, and 6-digit
+# region codes by GLOB took 0.3 s against the regex's 2.5 s over 105 M payments (person IDs 5.6 against 6.2 s).
+_DIGIT = "[0-9]"
+
+
 def _measures(contract: Contract, columns: dict[str, str], today: dt.date) -> dict[str, str]:
     """Aggregate expressions (alias -> SQL) evaluated per source file in one scan."""
     m = {"rows": "count(*)"}
@@ -268,12 +273,13 @@ def _measures(contract: Contract, columns: dict[str, str], today: dt.date) -> di
         if col.type in (ValueType.person_id, ValueType.firm_id) and valid in columns:
             v = quote_ident(valid)
             m[f"{n}|valid"] = f"count(*) FILTER (WHERE {c} IS NOT NULL AND {v})"
-            regex = "[0-9]{17}[0-9X]" if col.type is ValueType.person_id else "[0-9A-HJ-NPQRTUWXY]{2}[0-9]{6}[0-9A-HJ-NPQRTUWXY]{10}"
-            m[f"{n}|bad_format"] = f"count(*) FILTER (WHERE {v} AND NOT regexp_full_match({c}, '{regex}'))"
-            m[f"{n}|bad_example"] = f"min({c}) FILTER (WHERE {v} AND NOT regexp_full_match({c}, '{regex}'))"
+            well_formed = (f"{c} GLOB '{_DIGIT * 17}[0-9X]'" if col.type is ValueType.person_id
+                           else f"regexp_full_match({c}, '[0-9A-HJ-NPQRTUWXY]{{2}}[0-9]{{6}}[0-9A-HJ-NPQRTUWXY]{{10}}')")
+            m[f"{n}|bad_format"] = f"count(*) FILTER (WHERE {v} AND NOT {well_formed})"
+            m[f"{n}|bad_example"] = f"min({c}) FILTER (WHERE {v} AND NOT {well_formed})"
         if col.type is ValueType.region_code:
-            m[f"{n}|bad_format"] = f"count(*) FILTER (WHERE NOT regexp_full_match({c}, '[0-9]{{6}}'))"
-            m[f"{n}|bad_example"] = f"min({c}) FILTER (WHERE NOT regexp_full_match({c}, '[0-9]{{6}}'))"
+            m[f"{n}|bad_format"] = f"count(*) FILTER (WHERE NOT {c} GLOB '{_DIGIT * 6}')"
+            m[f"{n}|bad_example"] = f"min({c}) FILTER (WHERE NOT {c} GLOB '{_DIGIT * 6}')"
         allowed = sorted(col.values) if col.type is ValueType.enum else SCHEMES if col.type is ValueType.scheme else None
         if allowed:
             in_set = f"{c} IN ({', '.join(_literal(a) for a in allowed)})"

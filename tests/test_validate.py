@@ -305,6 +305,10 @@ WARNINGS = [
     ("bad_scheme", "scheme", "999", "allowed_values", "scheme"),
     ("bad_region", "region_code", "12345", "value_format", "region_code"),
     ("valid_but_malformed_id", "person_id", "123", "value_format", "person_id"),
+    ("seven_digit_region", "region_code", "1101011", "value_format", "region_code"),
+    ("full_width_region", "region_code", "１１０１０１", "value_format", "region_code"),
+    ("x_inside_valid_id", "person_id", "11010119500X150013", "value_format", "person_id"),
+    ("lower_x_valid_id", "person_id", "11010119500315001x", "value_format", "person_id"),
     ("future_date", "pay_date", dt.date(2025, 7, 1), "future_dates", "pay_date"),
 ]
 
