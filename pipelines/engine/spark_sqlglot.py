@@ -78,7 +78,7 @@ def _rewrite_functions(tree: exp.Expression) -> exp.Expression:
     * ``try_strptime(x, fmt)`` (left as is) → ``TRY_TO_TIMESTAMP(x, fmt)`` (NULL on a bad date, as DuckDB).
     * ``to_json(x)``: DuckDB keeps NULL fields (``"f":null``), Spark's TO_JSON drops them unless
       told ``ignoreNullFields`` false.
-    * ``hash(x)`` → ``XXHASH64(x)``: a 64-bit hash as DuckDB's (Spark's HASH is 32-bit murmur3, more
+    * ``hash(x, …)`` → ``XXHASH64(x, …)``: a 64-bit hash as DuckDB's (Spark's HASH is 32-bit murmur3, more
       collisions). The values differ between engines: use hashes for equality, never for order.
     * ``unicode(x)`` (the first character's code point) becomes ASCII in stock sqlglot, which is not
       the code point for CJK text in Spark: the UTF-32 bytes of the first character (Java writes them big-endian, no BOM) are it.
@@ -114,8 +114,8 @@ def _rewrite_functions(tree: exp.Expression) -> exp.Expression:
             # DuckDB writes a NULL struct field as null; Spark's TO_JSON leaves the field out
             options = exp.Anonymous(this="MAP", expressions=[exp.Literal.string("ignoreNullFields"), exp.Literal.string("false")])
             node.set("expressions", [node.expressions[0].copy(), options])
-        elif name == "hash" and len(node.expressions) == 1:
-            node.replace(exp.Anonymous(this="XXHASH64", expressions=[node.expressions[0].copy()]))
+        elif name == "hash" and node.expressions:
+            node.replace(exp.Anonymous(this="XXHASH64", expressions=[e.copy() for e in node.expressions]))
     for node in list(tree.find_all(exp.Unicode)):
         first = exp.Substring(this=node.this.copy(), start=exp.Literal.number(1), length=exp.Literal.number(1))
         utf32 = exp.Anonymous(this="HEX", expressions=[exp.Anonymous(this="ENCODE", expressions=[first, exp.Literal.string("UTF-32")])])

@@ -90,6 +90,12 @@ def test_repeated_hashes_are_the_values_seen_twice(engine: Engine):
     assert sorted(repeated) == sorted(expected) and len(repeated) == 2  # each once; NULL is never repeated
 
 
+def test_hash_of_several_values_is_64_bit(engine: Engine):
+    # pre-filters group on hash(a, b, ...): Spark's own HASH is 32-bit and would merge many more keys
+    row = engine.query("SELECT hash('110101195003150013', '110', '110101') AS h1, hash('a', 'b') AS h2").to_pylist()[0]
+    assert max(abs(row["h1"]), abs(row["h2"])) >= 2**32
+
+
 def test_spark_dialect_transpiles_rule_sql():
     spark = dialect_for("spark")
     assert ":as_of" in spark.from_rule_sql("SELECT person_id FROM deaths WHERE death_date <= $as_of")
