@@ -3,7 +3,7 @@
 Rules are written in DuckDB dialect (:data:`RULE_DIALECT`) with ``$name`` parameters; the
 engine running them renders and transpiles through its dialect. Stage code asks the engine's
 dialect for the SQL of anything engine-specific: money as ``8,123.40``, a period as ``YYYY-MM``,
-evidence as JSON, reading a list of Parquet files, quoting.
+evidence as JSON, reading a list of Parquet files, quoting, the values of a column that repeat.
 
 ``dialect_for(name)`` returns the one instance per engine name.
 """
